@@ -98,8 +98,6 @@ TRANSITIONS: dict[tuple[ActorState, ActorEvent], ActorState] = {
     (S.RUNNING, E.CANCELLED): S.STOPPED,
     (S.BACKOFF, E.RETRY): S.STARTING,
     (S.BACKOFF, E.CANCELLED): S.STOPPED,
-    # A restartable error raised by cleanup during shutdown is recorded, not restarted.
-    (S.STOPPED, E.CRASHED): S.STOPPED,
 }
 del S, E
 
@@ -125,7 +123,7 @@ class ActorStats:
 
     name: str
     state: ActorState
-    restarts: int
+    restarts: int  # restarts that happened (a restart still waiting in backoff is not counted)
     last_error: str | None
     started_at: float | None  # when the current (or last) attempt signalled readiness
 
@@ -329,6 +327,7 @@ class Supervisor:
                 self._transition(slot, ActorEvent.CANCELLED)
                 raise
             self._transition(slot, ActorEvent.RETRY)
+            slot.restarts += 1
 
     def _on_failure(self, slot: _Slot, exc: Exception) -> float | None:
         """Decide what one failure means: the restart time, None (shutting down), or raise to stop all."""
@@ -343,8 +342,8 @@ class Supervisor:
                          exc_info=exc)
             raise exc
         if self._shutdown_reason is not None:
-            self._transition(slot, ActorEvent.CANCELLED if slot.state is not ActorState.STOPPED
-                             else ActorEvent.CRASHED)
+            # A restartable error from cleanup during shutdown is recorded, not restarted.
+            self._transition(slot, ActorEvent.CANCELLED)
             logger.warning("actor %s failed during shutdown (%s)", spec.name, slot.last_error, exc_info=exc)
             return None
         while slot.restart_times and slot.restart_times[0] <= now - policy.within_s:
@@ -361,12 +360,11 @@ class Supervisor:
             slot.attempt = 0
         delay = policy.backoff.delay(slot.attempt, self._rng)
         slot.attempt += 1
-        slot.restarts += 1
         slot.restart_times.append(now)
         slot.started_at = None
         self._transition(slot, ActorEvent.CRASHED)
         logger.warning("actor %s failed (%s); restart %d in %.3fs", spec.name, slot.last_error,
-                       slot.restarts, delay, exc_info=exc)
+                       slot.restarts + 1, delay, exc_info=exc)
         return now + delay
 
 
