@@ -107,6 +107,12 @@ def cleanup_scope(grace_s: float) -> trio.CancelScope:
     return trio.move_on_after(grace_s, shield=True)
 
 
+def _names(value: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(value, str):
+        raise TypeError(f"depends_on takes a sequence of actor names, not the string {value!r}")
+    return tuple(value)
+
+
 @attrs.frozen(kw_only=True)
 class ActorSpec:
     """One supervised actor: its name, entry point, restart policy and start-order dependencies."""
@@ -114,7 +120,7 @@ class ActorSpec:
     name: str = attrs.field(validator=non_empty)
     run: ActorRun
     policy: RestartPolicy = attrs.field(factory=RestartPolicy)
-    depends_on: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    depends_on: tuple[str, ...] = attrs.field(default=(), converter=_names)
 
 
 @attrs.frozen(kw_only=True)
