@@ -311,7 +311,13 @@ class Supervisor:
             self._transition(slot, ActorEvent.CANCELLED)
             raise
         self._transition(slot, ActorEvent.DEPS_READY)
-        await nursery.start(self._supervise, slot)
+        try:
+            await nursery.start(self._supervise, slot)
+        except trio.Cancelled:
+            # Cancelled before _supervise ran at all (it records its own cancellation otherwise).
+            if slot.state is ActorState.STARTING:
+                self._transition(slot, ActorEvent.CANCELLED)
+            raise
 
     async def _supervise(self, slot: _Slot, *, task_status: trio.TaskStatus[None]) -> None:
         slot.outer_status = task_status

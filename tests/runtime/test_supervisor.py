@@ -410,6 +410,17 @@ def test_wiring_mistakes_are_rejected(specs: list[tuple[str, tuple[str, ...]]], 
         Supervisor([ActorSpec(name=name, run=idle, depends_on=deps) for name, deps in specs])
 
 
+async def test_shutdown_before_run_stops_everything_at_once(autojump_clock: trio.testing.MockClock) -> None:
+    """A shutdown requested before run() makes run() return at once with every actor stopped."""
+    sup = Supervisor([ActorSpec(name="a", run=idle), ActorSpec(name="b", run=idle, depends_on=["a"])])
+    sup.shutdown("early")
+    stats = await sup.run()
+    # a has no checkpoint before readiness, so it starts and its 0.5 s cleanup runs; b never starts.
+    assert trio.current_time() == 0.5
+    assert stats.shutdown_reason == "early"
+    assert {s.state for s in stats.actors} == {ActorState.STOPPED}
+
+
 async def test_supervisor_runs_once(autojump_clock: trio.testing.MockClock) -> None:
     """A second run() of the same supervisor is refused."""
     sup = Supervisor([ActorSpec(name="a", run=idle)])
