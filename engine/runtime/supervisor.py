@@ -274,12 +274,14 @@ class Supervisor:
     ) -> SupervisorStatistics:
         """Start every actor, signal ``task_status.started(self)`` once all are ready, supervise them.
 
-        Returns the final statistics after ``shutdown()``. Raises the fatal error (unwrapped) that stopped
+        Returns the final statistics after ``shutdown()`` (if that came before every actor was ready,
+        ``started`` is signalled on the way out, so ``nursery.start`` still returns the handle). Raises the fatal error (unwrapped) that stopped
         the engine: ``RestartIntensityExceeded``, any ``FatalError``, or an actor's unclassified bug.
         """
         if self._ran:
             raise InvariantViolation("a Supervisor runs once; build a new one to run again")
         self._ran = True
+        signalled = False
         error: BaseException
         try:
             async with trio.open_nursery() as nursery:
@@ -291,9 +293,14 @@ class Supervisor:
                 for slot in self._order:
                     await slot.ready.wait()
                 task_status.started(self)
+                signalled = True
         except BaseExceptionGroup as group:
             error = _pick_error(group)
         else:
+            if not signalled:
+                # shutdown() came before every actor was ready. Hand out the (already stopped) supervisor
+                # rather than let nursery.start fail with "child exited without calling started()".
+                task_status.started(self)
             return self.statistics()
         raise error
 

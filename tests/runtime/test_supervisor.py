@@ -421,6 +421,27 @@ async def test_shutdown_before_run_stops_everything_at_once(autojump_clock: trio
     assert {s.state for s in stats.actors} == {ActorState.STOPPED}
 
 
+async def test_shutdown_during_startup_still_returns_the_handle(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """shutdown() while an actor is not yet ready ends run(); nursery.start still gets the supervisor."""
+    holder: list[Supervisor] = []
+
+    async def slow_start(*, task_status: Status = trio.TASK_STATUS_IGNORED) -> NoReturn:
+        await trio.sleep(1.0)
+        holder[0].shutdown("kill switch during startup")
+        await trio.sleep(5.0)
+        task_status.started()
+        await trio.sleep_forever()
+
+    sup = Supervisor([ActorSpec(name="slow", run=slow_start)])
+    holder.append(sup)
+    async with trio.open_nursery() as nursery:
+        assert await nursery.start(sup.run) is sup
+    assert trio.current_time() == 1.0
+    assert sup.statistics().actor("slow").state is ActorState.STOPPED
+
+
 async def test_supervisor_runs_once(autojump_clock: trio.testing.MockClock) -> None:
     """A second run() of the same supervisor is refused."""
     sup = Supervisor([ActorSpec(name="a", run=idle)])
