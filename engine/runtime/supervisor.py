@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import math
 import random
 from collections import deque
 from collections.abc import Awaitable, Iterable, Sequence
@@ -274,9 +275,10 @@ class Supervisor:
     ) -> SupervisorStatistics:
         """Start every actor, signal ``task_status.started(self)`` once all are ready, supervise them.
 
-        Returns the final statistics after ``shutdown()`` (if that came before every actor was ready,
-        ``started`` is signalled on the way out, so ``nursery.start`` still returns the handle). Raises the fatal error (unwrapped) that stopped
-        the engine: ``RestartIntensityExceeded``, any ``FatalError``, or an actor's unclassified bug.
+        Returns the final statistics after ``shutdown()``; if that came before every actor was ready,
+        ``started`` is signalled on the way out, so ``nursery.start`` still returns the handle. Raises the
+        fatal error (unwrapped) that stopped the engine: ``RestartIntensityExceeded``, any ``FatalError``,
+        or an actor's unclassified bug.
         """
         if self._ran:
             raise InvariantViolation("a Supervisor runs once; build a new one to run again")
@@ -360,8 +362,9 @@ class Supervisor:
             logger.error("actor %s failed (%s); stopping the engine", spec.name, slot.last_error,
                          exc_info=exc)
             raise exc
-        if self._shutdown_reason is not None:
-            # A restartable error from cleanup during shutdown is recorded, not restarted.
+        if self._shutdown_reason is not None or trio.current_effective_deadline() == -math.inf:
+            # The tree is stopping (shutdown, a fatal error elsewhere, or an outer cancel): a restartable
+            # error raised by cleanup is recorded, not restarted.
             self._transition(slot, ActorEvent.CANCELLED)
             logger.warning("actor %s failed during shutdown (%s)", spec.name, slot.last_error, exc_info=exc)
             return None

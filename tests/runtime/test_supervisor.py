@@ -448,3 +448,29 @@ async def test_supervisor_runs_once(autojump_clock: trio.testing.MockClock) -> N
     await run_for(sup, 1.0)
     with pytest.raises(InvariantViolation, match="runs once"):
         await sup.run()
+
+
+async def test_transient_cleanup_error_during_a_fatal_stop_is_not_restarted(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """When another actor's fatal error cancels the tree, a transient error from cleanup is not retried."""
+    caplog.set_level(logging.WARNING, logger="engine.supervisor")
+
+    async def orders(*, task_status: Status = trio.TASK_STATUS_IGNORED) -> NoReturn:
+        task_status.started()
+        try:
+            await trio.sleep_forever()
+        finally:
+            raise ExchangeUnavailable("cancel_all: connection reset")
+
+    async def auth(*, task_status: Status = trio.TASK_STATUS_IGNORED) -> NoReturn:
+        task_status.started()
+        await trio.sleep(1.0)
+        raise AuthError("keys revoked")
+
+    sup = Supervisor([ActorSpec(name="orders", run=orders, policy=POLICY), ActorSpec(name="auth", run=auth)])
+    with pytest.raises(AuthError, match="keys revoked"):
+        await sup.run()
+    assert sup.statistics().actor("orders").state is ActorState.STOPPED
+    assert sup.statistics().actor("orders").last_error == "ExchangeUnavailable: cancel_all: connection reset"
+    assert not [r for r in caplog.records if "restart" in r.getMessage()]
