@@ -21,8 +21,20 @@ Rules this module keeps (DESIGN.md section 2, STYLE.md items 4, 5, 7-9, 11, 14):
   dependency order) so that the total shutdown time is one grace period, not one per layer.
 
 Restart-safe wiring: an actor that closes its channel ends with ``async with`` would hand a closed end to
-its next attempt. Keep the original ends in the wiring and give every attempt a ``clone()``, e.g.
-``run=lambda *, task_status: run_feed(cfg, out.clone(), task_status=task_status)``.
+its next attempt. Keep the original ends in the wiring and give every attempt a ``clone()``; the originals
+also keep the channel open while the actor on the other side is between attempts::
+
+    async def run_feed(cfg: FeedConfig, out: LatestSender[Ticker], *,
+                       task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> NoReturn:
+        async with out:
+            ...  # connect, subscribe
+            task_status.started()
+            ...  # raise FeedDisconnected / FeedStale; the supervisor restarts with backoff
+
+    tx, rx = open_latest_channel[Ticker]()
+    spec = ActorSpec(name="feed", run=lambda *, task_status: run_feed(cfg, tx.clone(),
+                                                                     task_status=task_status),
+                     policy=sup_cfg.to_policy())
 
 Actor lifecycle (``ActorState``) follows the ``TRANSITIONS`` table; any other change is an
 ``InvariantViolation``.
