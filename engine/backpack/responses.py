@@ -882,7 +882,7 @@ _AUTH_MESSAGES = (
     "signature",
     "request has expired",
     "invalid timestamp",
-    "api key",
+    "x-api-key",
     "x-window",
     "x-timestamp",
 )
