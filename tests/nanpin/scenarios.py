@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import attrs
 
@@ -68,14 +69,14 @@ def example_bars(regime: str = "high") -> tuple[Bar, ...]:
     return tuple(bars)
 
 
-def perp_cfg(**sections: object) -> NanpinConfig:
+def perp_cfg(**sections: Any) -> NanpinConfig:
     """The examples' perp profile: confluence off, default_mmf 0.005, everything else default."""
     base = NanpinConfig(
         market=MarketConfig(symbol="BTC_USDC_PERP", market_type="perp"),
         selection=SelectionConfig(confluence_enabled=False),
         risk=RiskConfig(default_mmf=Decimal("0.005")),
     )
-    return attrs.evolve(base, **sections)  # type: ignore[misc]
+    return attrs.evolve(base, **sections)
 
 
 def spot_cfg() -> NanpinConfig:
