@@ -10,8 +10,9 @@ as an ``InvariantViolation``):
 * risk -> orders: :data:`OrderCommand`, bounded;
 * orders -> strategy: :class:`FillNotice` (wraps ``engine.nanpin.FillReport``), bounded;
 * operator -> risk: :data:`Control` (halt / resume), bounded;
-* orders publishes :class:`AccountSnapshot` and risk publishes :class:`RiskState` as latest values
-  (``engine.runtime.LatestValue``) that strategy, risk, status and metrics read.
+* orders publishes :class:`AccountSnapshot`, risk publishes :class:`RiskState` and strategy publishes
+  :class:`StrategyStatus` as latest values (``engine.runtime.LatestValue``) that strategy, risk, status and
+  metrics read.
 
 Money is Decimal; every time is either integer wall-clock milliseconds (``*_ms``, exchange/wall time) or trio
 clock seconds (``*_s``, for ages); never mixed.
@@ -37,11 +38,13 @@ __all__ = [
     "FeedStatus",
     "FillNotice",
     "Halt",
+    "LevelBand",
     "OrderCommand",
     "PlaceOrder",
     "Proposal",
     "Resume",
     "RiskState",
+    "StrategyStatus",
 ]
 
 _ZERO = Decimal(0)
@@ -151,3 +154,29 @@ class RiskState:
     blocks: tuple[tuple[str, int], ...]  # (reason code, count) since start
     approvals: int
     as_of_ms: int
+
+
+@attrs.frozen(kw_only=True)
+class LevelBand:
+    """One ladder level as the last decision saw it: its price and the band where it may be bought."""
+
+    name: str
+    price: Decimal
+    band_lo: Decimal
+    band_hi: Decimal
+    filled: bool
+
+
+@attrs.frozen(kw_only=True)
+class StrategyStatus:
+    """What the strategy last decided, for the status line and metrics (never used for trading)."""
+
+    symbol: str
+    decided_at_ms: int
+    price: Decimal | None
+    swing_key: str | None
+    levels: tuple[LevelBand, ...]
+    next_level: LevelBand | None  # the highest unfilled level at or below the price's band, if any
+    blocks: tuple[str, ...]  # BLOCK codes of the last decision
+    entries_total: int
+    halted: bool
