@@ -7,7 +7,8 @@ Loop, for each day ``t`` from ``start_index``:
 1. Perp only: if day ``t``'s low reaches the model liquidation price of the position held coming into the day,
    the account is liquidated (equity set to 0, the maintenance margin being lost) and the run stops. This runs
    before the decision because a decision at the close cannot save a position liquidated during the day.
-2. ``decide`` sees the closed bars ``b[0..t-1]``, ``P = c[t]`` and ``now`` = just before day ``t``'s close,
+2. ``decide`` sees the closed bars ``b[0..t-1]`` (trimmed to :func:`history_window`, which cannot change
+   the decision), ``P = c[t]`` and ``now`` = just before day ``t``'s close,
    so every index of spec 3.3 is what live use would see.
 3. Each intent fills completely at ``P`` moved against us by ``slippage_frac``, never beyond its limit price
    (a limit IOC cannot fill worse than its limit); the taker fee is charged on the fill notional.
@@ -43,7 +44,7 @@ from engine.nanpin.types import (
     StrategyState,
 )
 
-__all__ = ["BacktestEntry", "BacktestResult", "EquityPoint", "run_backtest"]
+__all__ = ["BacktestEntry", "BacktestResult", "EquityPoint", "history_window", "run_backtest"]
 
 _ZERO = Decimal(0)
 
@@ -94,6 +95,18 @@ class BacktestResult:
     notes: tuple[str, ...]
 
 
+def history_window(cfg: NanpinConfig) -> int:
+    """Closed bars a decision can look at: passing only the last this-many gives the identical decision.
+
+    Every indicator indexes back from ``n - 1`` and the history check needs ``min_history_bars``, so older
+    bars never matter; trimming keeps the backtest linear in the number of days.
+    """
+    sw, sig = cfg.swing, cfg.signal
+    return max(cfg.data.min_history_bars, sig.ath_lookback_bars, sw.lookback_bars_high_vol,
+               sw.lookback_bars_mid_vol, sw.lookback_bars_low_vol, sig.vol_lookback_returns + 1,
+               sig.momentum_lookback_bars)
+
+
 def _max_drawdown(curve: Sequence[EquityPoint]) -> Decimal:
     peak = _ZERO
     worst = _ZERO
@@ -121,6 +134,7 @@ def _run(bars: Sequence[Bar], cfg: NanpinConfig, initial_cash: Decimal, rules: M
     mmf = cfg.risk.default_mmf
     imf = cfg.risk.default_imf
     start = cfg.data.min_history_bars if start_index is None else start_index
+    window = history_window(cfg)
     cash = initial_cash
     qty = _ZERO
     avg = _ZERO
@@ -147,7 +161,7 @@ def _run(bars: Sequence[Bar], cfg: NanpinConfig, initial_cash: Decimal, rules: M
         available = max(_ZERO, equity - imf * qty * price) if perp else cash
         inp = DecisionInput(
             now=now,
-            bars=tuple(bars[:t]),
+            bars=tuple(bars[max(0, t - window):t]),
             price=PriceObs(value=price, ts=now),
             account=Account(equity=equity, available=available),
             position=Position(qty=qty, avg_entry=avg),

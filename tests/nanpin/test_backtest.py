@@ -105,3 +105,24 @@ def test_perp_backtest_with_default_caps_tracks_collateral() -> None:
         expected = point.cash + point.position_qty * (point.close - point.avg_entry)
         assert abs(point.equity - expected) < Decimal("1e-12")
     assert res.curve[-1].cash == Decimal(10000) - fees
+
+
+def test_history_window_trim_does_not_change_decisions() -> None:
+    """Passing only the last history_window(cfg) closed bars gives the same decision as all of them."""
+    from engine.nanpin import Account, DecisionInput, Position, PriceObs
+    from engine.nanpin.backtest import history_window
+
+    bars = _bars(_path())
+    cfg = NanpinConfig()
+    k = history_window(cfg)
+    assert k == 80
+    for t in (100, 105, 110, 120, 139, 170):
+        now = bars[t].start + timedelta(days=1) - timedelta(minutes=1)
+
+        def run(closed: tuple[Bar, ...], t: int = t, now: datetime = now) -> object:
+            inp = DecisionInput(now=now, bars=closed, price=PriceObs(value=bars[t].close, ts=now),
+                                account=Account(equity=Decimal(10000), available=Decimal(10000)),
+                                position=Position(), rules=PERP_RULES)
+            return decide(inp, StrategyState(), cfg)
+
+        assert run(bars[:t]) == run(bars[t - k:t])
