@@ -53,8 +53,11 @@ _POS = greater_than(0)
 
 
 def _window_check(_inst: Any, _attr: attrs.Attribute[Any], value: Any) -> None:
-    """A level window is a (lo, hi) pair of fractions strictly inside (-1, 0) with lo < hi."""
-    if not isinstance(value, tuple) or len(value) != 2:
+    """A level window is a (lo, hi) pair of fractions strictly inside (-1, 0) with lo < hi.
+
+    A TOML array arrives as a list; the loader should pass a tuple, but a two-element list is accepted too.
+    """
+    if not isinstance(value, tuple | list) or len(value) != 2:
         raise ValueError(f"must be a pair [lo, hi]; got {value!r}")
     lo, hi = value
     for v in (lo, hi):
@@ -324,7 +327,7 @@ class NanpinConfig:
 
     def __attrs_post_init__(self) -> None:
         levels = self.levels
-        if not isinstance(levels, tuple) or not levels:
+        if not isinstance(levels, tuple | list) or not levels:
             raise ValueError("levels must be a non-empty list of [[levels]] tables")
         names = [lv.name for lv in levels]
         if len(set(names)) != len(names):
