@@ -6,6 +6,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import attrs
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.nanpin import Bar, Decision, NanpinConfig, StrategyState, decide
 from engine.nanpin.backtest import run_backtest
@@ -130,3 +132,22 @@ def test_history_window_trim_does_not_change_decisions() -> None:
         full, trimmed = run(bars[:t]), run(bars[t - k:t])
         # Only the count of bars passed differs.
         assert full == attrs.evolve(trimmed, diag=attrs.evolve(trimmed.diag, n_bars=t))
+
+
+@settings(max_examples=8, deadline=None)
+@given(returns=st.lists(st.integers(-80, 60), min_size=80, max_size=80), perp=st.booleans())
+def test_random_paths_never_rebuy_a_level_or_overdraw(returns: list[int], perp: bool) -> None:
+    """On random price paths: no intent id fills twice, spot cash never goes negative, entries <= 1 a day."""
+    closes = _path()[:100]
+    for r in returns:
+        closes.append(max(Decimal(1000), closes[-1] * (1 + Decimal(r) / 1000)))
+    cfg = NanpinConfig(market=MarketConfig(symbol="BTC_USDC_PERP" if perp else "BTC_USDC",
+                                           market_type="perp" if perp else "spot"))
+    res = run_backtest(_bars(closes), cfg, initial_cash=Decimal(10000), rules=PERP_RULES)
+    buys = [e for e in res.entries if e.side == "BUY"]
+    assert len({e.intent_id for e in buys}) == len(buys)
+    assert len({e.day for e in buys}) == len(buys)
+    if not perp:
+        assert all(p.cash >= 0 for p in res.curve)
+    for e in buys:
+        assert e.notional <= Decimal(10000) * (1 + Decimal("0.0005"))
