@@ -146,8 +146,9 @@ class SwingConfig:
 class Level:
     """One Fibonacci level of the ladder; ``window`` is the band of distance below the level price."""
 
-    name: str = setting("", "level label used in intent ids and filled_levels, e.g. 61.8", check=non_empty)
-    ratio: float = setting(0.0, "retracement ratio of the swing range", unit="fraction",
+    # name and ratio have no meaningful default: every [[levels]] table must give them (attrs.NOTHING).
+    name: str = setting(attrs.NOTHING, "level label used in intent ids and filled_levels, e.g. 61.8", check=non_empty)
+    ratio: float = setting(attrs.NOTHING, "retracement ratio of the swing range", unit="fraction",
                            check=in_range(0, 1, lo_open=True, hi_open=True))
     size_mult: Decimal = setting(Decimal(1), "share of the ladder budget (ladder sizing) and score weight",
                                  check=_POS)
