@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+from engine.nanpin.backtest import BacktestResult as BacktestResult
+from engine.nanpin.backtest import run_backtest as run_backtest
 from engine.nanpin.config import Level as Level
 from engine.nanpin.config import NanpinConfig as NanpinConfig
 from engine.nanpin.decide import decide as decide
@@ -33,6 +35,7 @@ from engine.nanpin.types import client_id_for as client_id_for
 
 __all__ = [
     "Account",
+    "BacktestResult",
     "Bar",
     "Decision",
     "DecisionInput",
@@ -56,4 +59,5 @@ __all__ = [
     "decide",
     "delever_intent_id",
     "intent_id_for",
+    "run_backtest",
 ]

@@ -53,8 +53,11 @@ _POS = greater_than(0)
 
 
 def _window_check(_inst: Any, _attr: attrs.Attribute[Any], value: Any) -> None:
-    """A level window is a (lo, hi) pair of fractions strictly inside (-1, 0) with lo < hi."""
-    if not isinstance(value, tuple) or len(value) != 2:
+    """A level window is a (lo, hi) pair of fractions strictly inside (-1, 0) with lo < hi.
+
+    A TOML array arrives as a list; the loader should pass a tuple, but a two-element list is accepted too.
+    """
+    if not isinstance(value, tuple | list) or len(value) != 2:
         raise ValueError(f"must be a pair [lo, hi]; got {value!r}")
     lo, hi = value
     for v in (lo, hi):
@@ -143,8 +146,9 @@ class SwingConfig:
 class Level:
     """One Fibonacci level of the ladder; ``window`` is the band of distance below the level price."""
 
-    name: str = setting("", "level label used in intent ids and filled_levels, e.g. 61.8", check=non_empty)
-    ratio: float = setting(0.0, "retracement ratio of the swing range", unit="fraction",
+    # name and ratio have no meaningful default: every [[levels]] table must give them (attrs.NOTHING).
+    name: str = setting(attrs.NOTHING, "level label used in intent ids and filled_levels, e.g. 61.8", check=non_empty)
+    ratio: float = setting(attrs.NOTHING, "retracement ratio of the swing range", unit="fraction",
                            check=in_range(0, 1, lo_open=True, hi_open=True))
     size_mult: Decimal = setting(Decimal(1), "share of the ladder budget (ladder sizing) and score weight",
                                  check=_POS)
@@ -324,7 +328,7 @@ class NanpinConfig:
 
     def __attrs_post_init__(self) -> None:
         levels = self.levels
-        if not isinstance(levels, tuple) or not levels:
+        if not isinstance(levels, tuple | list) or not levels:
             raise ValueError("levels must be a non-empty list of [[levels]] tables")
         names = [lv.name for lv in levels]
         if len(set(names)) != len(names):

@@ -160,7 +160,8 @@ class StrategyState:
     swing_key: str | None = None
     filled_levels: frozenset[str] = frozenset()
     last_entry_at: datetime | None = None
-    level_last_fill_at: dict[str, datetime] = attrs.field(factory=dict)
+    # Excluded from the hash only (a dict is unhashable); equality still compares it.
+    level_last_fill_at: dict[str, datetime] = attrs.field(factory=dict, hash=False)
     entries_total: int = 0
     legacy_margin_deployed: Decimal = _ZERO
     legacy_budget_base: Decimal | None = None

@@ -96,3 +96,20 @@ def test_percent_numbers_rejected_where_fractions_expected(pct: float, sign: flo
         Level(name="x", ratio=0.5, window=(value, -0.001))
     with pytest.raises(ValueError, match="must"):
         RiskConfig(min_liq_distance_frac=Decimal(repr(value)))
+
+
+def test_public_api_all_names_exist() -> None:
+    """engine.nanpin.__all__ lists exactly importable public names."""
+    import engine.nanpin as pkg
+
+    for name in pkg.__all__:
+        assert getattr(pkg, name) is not None
+    assert {"decide", "apply_fill", "NanpinConfig", "run_backtest", "attempt_client_id"} <= set(pkg.__all__)
+
+
+def test_toml_shaped_lists_accepted() -> None:
+    """A window given as a two-element list (as TOML parses it) passes the same checks as a tuple."""
+    lv = Level(name="x", ratio=0.5, window=[-0.07, -0.015])  # type: ignore[arg-type]
+    assert tuple(lv.window) == (-0.07, -0.015)
+    with pytest.raises(ValueError, match=re.escape("must lie inside (-1, 0)")):
+        Level(name="x", ratio=0.5, window=[-18, -3.0])  # type: ignore[arg-type]
