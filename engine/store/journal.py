@@ -101,7 +101,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             UNIQUE (intent_id, attempt)
         )""",
         """CREATE TABLE order_events (
-            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            seq INTEGER PRIMARY KEY,
             client_id INTEGER NOT NULL REFERENCES orders (client_id),
             ts_ms INTEGER NOT NULL,
             kind TEXT NOT NULL,
@@ -110,7 +110,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX order_events_by_order ON order_events (client_id, seq)",
         """CREATE TABLE fills (
-            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            seq INTEGER PRIMARY KEY,
             symbol TEXT NOT NULL,
             trade_id TEXT NOT NULL,
             side TEXT NOT NULL,
@@ -135,7 +135,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             updated_ms INTEGER NOT NULL
         )""",
         """CREATE TABLE risk_events (
-            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            seq INTEGER PRIMARY KEY,
             ts_ms INTEGER NOT NULL,
             kind TEXT NOT NULL,
             code TEXT NOT NULL,
@@ -144,8 +144,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
     ),
     # v3: intents (what each attempt was for), the exchange-reported fill quantity and the last reason on
-    # each attempt, and an index for the startup query of open orders. Existing attempts get their intent
-    # rows backfilled with an empty payload.
+    # each attempt. Existing attempts get their intent rows backfilled with an empty payload.
     (
         """CREATE TABLE intents (
             intent_id TEXT PRIMARY KEY,
@@ -155,7 +154,6 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "ALTER TABLE orders ADD COLUMN reported_filled_qty TEXT NOT NULL DEFAULT '0'",
         "ALTER TABLE orders ADD COLUMN reason TEXT",
-        "CREATE INDEX orders_by_status ON orders (status)",
         """INSERT INTO intents (intent_id, symbol, payload, created_ms)
             SELECT intent_id, MIN(symbol), '{}', MIN(created_ms) FROM orders GROUP BY intent_id""",
     ),
@@ -194,7 +192,7 @@ class StoredFill:
 
 @attrs.frozen(kw_only=True)
 class JournaledEvent:
-    """One row of an attempt's append-only history. ``kind`` is the event class name, or ``"Created"``."""
+    """One row of an attempt's append-only history; ``kind`` is the event class name."""
 
     seq: int
     client_id: int
@@ -271,10 +269,11 @@ def _loads(text: str) -> dict[str, Any]:
 
 def encode_event(event: OrderEvent) -> dict[str, Any]:
     """The JSON payload stored for ``event`` (Decimals as strings, enums as their values)."""
-    def serialise(_inst: object, _field: object, value: object) -> object:
-        return _json_default(value) if isinstance(value, Decimal | enum.Enum) else value
-
-    return attrs.asdict(event, value_serializer=serialise)
+    payload: dict[str, Any] = {}
+    for field in attrs.fields(type(event)):
+        value = getattr(event, field.name)
+        payload[field.name] = _json_default(value) if isinstance(value, Decimal | enum.Enum) else value
+    return payload
 
 
 def _dec(payload: Mapping[str, Any], key: str) -> Decimal:
@@ -535,11 +534,6 @@ class Journal:
                 f"record_attempt: attempt {order.client_id} must be NEW, not {order.status.value}"
             )
         now = self._now_ms()
-        created = _dumps(
-            {"intent_id": order.intent_id, "attempt": order.attempt, "symbol": order.symbol,
-             "side": order.side, "qty": order.qty, "limit_price": order.limit_price},
-            "attempt",
-        )
         with self._write("record_attempt") as conn:
             cur = conn.execute(
                 "INSERT INTO orders (client_id, intent_id, attempt, symbol, side, qty, limit_price, status, "
@@ -550,21 +544,16 @@ class Journal:
                  str(order.qty), None if order.limit_price is None else str(order.limit_price),
                  order.status.value, order.created_ms, now),
             )
-            if cur.rowcount == 0:
-                row = conn.execute("SELECT intent_id, attempt FROM orders WHERE client_id = ?",
-                                   (order.client_id,)).fetchone()
-                if row is None or (row[0], row[1]) != (order.intent_id, order.attempt):
-                    raise InvariantViolation(
-                        f"client id {order.client_id} of {order.intent_id!r} attempt {order.attempt} "
-                        f"is already used by {row[0] if row else '?'!r} attempt {row[1] if row else '?'}"
-                    )
-                return False
-            conn.execute(
-                "INSERT INTO order_events (client_id, ts_ms, kind, status_after, payload) "
-                "VALUES (?, ?, 'Created', ?, ?)",
-                (order.client_id, now, order.status.value, created),
-            )
-            return True
+            if cur.rowcount == 1:
+                return True
+            row = conn.execute("SELECT intent_id, attempt FROM orders WHERE client_id = ?",
+                               (order.client_id,)).fetchone()
+            if row is None or (row[0], row[1]) != (order.intent_id, order.attempt):
+                raise InvariantViolation(
+                    f"client id {order.client_id} of {order.intent_id!r} attempt {order.attempt} "
+                    f"is already used by {row[0] if row else '?'!r} attempt {row[1] if row else '?'}"
+                )
+            return False
 
     def record_event(self, order: OrderRecord, event: OrderEvent) -> None:
         """Journal ``event`` and the record it produced (``order`` is the state *after* applying it).

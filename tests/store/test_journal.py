@@ -95,7 +95,7 @@ def test_attempt_round_trip_through_reopen(tmp_path: Path, clock: Clock) -> None
         assert final.status is Status.PARTIALLY_FILLED
         assert reopened.load_open_orders() == [final]
         assert [e.kind for e in reopened.order_events(o.client_id)] == [
-            "Created", "Submitted", "FillEvent", "Accepted", "FillEvent"
+            "Submitted", "FillEvent", "Accepted", "FillEvent"
         ]
 
 
@@ -122,11 +122,12 @@ def test_malformed_payload_is_an_invariant_violation() -> None:
 
 
 def test_record_attempt_is_idempotent(journal: Journal) -> None:
-    """Recording the same attempt twice writes one row and one Created event."""
+    """Recording the same attempt twice writes one row, in status NEW, with no history yet."""
     o = order()
     assert journal.record_attempt(o) is True
     assert journal.record_attempt(o) is False
-    assert len(journal.order_events(o.client_id)) == 1
+    assert journal.load_orders_by_intent(o.intent_id) == [o]
+    assert journal.order_events(o.client_id) == []
 
 
 def test_client_id_collision_is_refused(journal: Journal) -> None:
@@ -209,7 +210,7 @@ def test_failed_write_leaves_nothing(journal: Journal) -> None:
     assert restored is not None
     assert restored.status is Status.SENT
     assert restored.filled_qty == 0
-    assert [e.kind for e in journal.order_events(o.client_id)] == ["Created", "Submitted"]
+    assert [e.kind for e in journal.order_events(o.client_id)] == ["Submitted"]
     assert [s.fill.qty for s in journal.fills_since(0)] == [Decimal("0.4")]
 
 

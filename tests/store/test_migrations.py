@@ -30,7 +30,6 @@ def make_v1(path: Path) -> int:
     fill_payload = ('{"exchange_order_id":"E1","fee":"0.00005","fee_asset":"BTC","is_maker":true,'
                     '"price":"64990","qty":"0.05","trade_id":"777","ts_ms":15}')
     for kind, status, payload in (
-        ("Created", "NEW", "{}"),
         ("Submitted", "SENT", "{}"),
         ("Accepted", "ACKNOWLEDGED", '{"exchange_order_id":"E1"}'),
         ("FillEvent", "PARTIALLY_FILLED", fill_payload),

@@ -1,0 +1,191 @@
+"""Journal write-path benchmark: what persist-then-send costs, and why checkpoints are kept off that path.
+
+Run from the repository root (about 20-40 s)::
+
+    PYTHONPATH=. python bench/bench_journal.py [--n 3000] [--stall-n 20000] [--dir DIR]
+
+It prints, all measured in this one process on this machine:
+
+1. ``record_attempt`` latency (the commit that must precede every order POST) and the full pre-send cost
+   ``record_attempt`` + ``record_event(Submitted)``, as ratios to a bare ``sqlite3`` INSERT + COMMIT on the
+   same pragmas (WAL, ``synchronous=NORMAL``, autocheckpoint off);
+2. the commit-latency tail with SQLite's automatic checkpoint on (its default 1000 pages) vs off, and off with
+   ``Journal.checkpoint()`` running concurrently on a thread, as the journal actor runs it;
+3. the cost of a ``trio.to_thread.run_sync`` hop, for comparison with simply calling the journal inline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+
+import trio
+
+from engine.orders.fsm import OrderTracker, Side, Submitted, new_order
+from engine.store.journal import Journal
+
+__all__ = ["main"]
+
+
+def pct(samples_ns: list[int], q: float) -> float:
+    """The q-quantile of ``samples_ns`` in microseconds (nearest rank)."""
+    ordered = sorted(samples_ns)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index] / 1000
+
+
+def summary(samples_ns: list[int]) -> dict[str, float]:
+    return {
+        "p50": pct(samples_ns, 0.50),
+        "p99": pct(samples_ns, 0.99),
+        "p99.9": pct(samples_ns, 0.999),
+        "max": max(samples_ns) / 1000,
+        "mean": statistics.fmean(samples_ns) / 1000,
+        "over_1ms": float(sum(1 for s in samples_ns if s > 1_000_000)),
+    }
+
+
+def timed(n: int, op: Callable[[int], object]) -> list[int]:
+    out = []
+    clock = time.perf_counter_ns
+    for i in range(n):
+        start = clock()
+        op(i)
+        out.append(clock() - start)
+    return out
+
+
+def bare_sqlite(path: Path, n: int) -> list[int]:
+    """Baseline: one INSERT + COMMIT per op, same pragmas as the journal, nothing else."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA wal_autocheckpoint = 0")
+    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, intent TEXT, qty TEXT, price TEXT, status TEXT)")
+
+    def op(i: int) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("INSERT INTO t (id, intent, qty, price, status) VALUES (?, ?, ?, ?, ?)",
+                     (i, f"nanpin:BTC_USDC:k:{i}", "0.10183", "98691.5", "NEW"))
+        conn.execute("COMMIT")
+
+    samples = timed(n, op)
+    conn.close()
+    return samples
+
+
+def journal_attempts(path: Path, n: int, *, autocheckpoint_pages: int = 0, with_submit: bool = False,
+                     background_checkpoint_s: float | None = None, tag: str = "a") -> list[int]:
+    """``record_attempt`` (optionally + ``record_event(Submitted)``) latency per order."""
+    journal = Journal.open(path, autocheckpoint_pages=autocheckpoint_pages)
+    tracker = OrderTracker()
+    orders = [new_order(intent_id=f"nanpin:BTC_USDC:{tag}:{i}", attempt=0, symbol="BTC_USDC", side=Side.BUY,
+                        qty=Decimal("0.10183"), limit_price=Decimal("98691.5"), created_ms=i) for i in range(n)]
+    for order in orders:
+        tracker.add(order)
+    stop = threading.Event()
+
+    def checkpoints() -> None:
+        assert background_checkpoint_s is not None
+        while not stop.wait(background_checkpoint_s):
+            journal.checkpoint()
+
+    worker = threading.Thread(target=checkpoints, daemon=True)
+    if background_checkpoint_s is not None:
+        worker.start()
+
+    def op(i: int) -> None:
+        order = orders[i]
+        journal.record_attempt(order)
+        if with_submit:
+            journal.record_event(tracker.apply(order.client_id, Submitted()).order, Submitted())
+
+    try:
+        return timed(n, op)
+    finally:
+        stop.set()
+        if background_checkpoint_s is not None:
+            worker.join()
+        journal.close()
+
+
+async def thread_hops(path: Path, n: int) -> tuple[list[int], list[int]]:
+    """A bare ``trio.to_thread.run_sync`` round trip, and ``record_attempt`` called through one."""
+    clock = time.perf_counter_ns
+    hop: list[int] = []
+    for _ in range(n):
+        start = clock()
+        await trio.to_thread.run_sync(int)
+        hop.append(clock() - start)
+    journal = Journal.open(path)
+    through: list[int] = []
+    for i in range(n):
+        order = new_order(intent_id=f"nanpin:BTC_USDC:hop:{i}", attempt=0, symbol="BTC_USDC", side=Side.BUY,
+                          qty=Decimal("0.1"), limit_price=Decimal("98691.5"), created_ms=i)
+        start = clock()
+        await trio.to_thread.run_sync(journal.record_attempt, order)
+        through.append(clock() - start)
+    journal.close()
+    return hop, through
+
+
+def row(name: str, s: dict[str, float], base: dict[str, float] | None = None) -> str:
+    text = (f"  {name:<44} p50 {s['p50']:8.1f}  p99 {s['p99']:8.1f}  p99.9 {s['p99.9']:8.1f}  "
+            f"max {s['max']:9.1f} us  >1ms {int(s['over_1ms']):5d}")
+    if base is not None:
+        text += f"   (x{s['p50'] / base['p50']:.2f} p50, x{s['p99'] / base['p99']:.2f} p99)"
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--n", type=int, default=3000, help="ops per latency series")
+    parser.add_argument("--stall-n", type=int, default=20000, help="ops per checkpoint-stall series")
+    parser.add_argument("--dir", type=Path, default=None, help="directory for the scratch databases")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+        d = Path(tmp)
+        out = sys.stdout.write
+        out(f"journal write path: sqlite {sqlite3.sqlite_version}, python {sys.version.split()[0]}, "
+            f"scratch dir {d}\n")
+        # Warm-up (page cache, imports, statement cache), discarded.
+        bare_sqlite(d / "warm.sqlite", 300)
+        journal_attempts(d / "warm-j.sqlite", 300)
+
+        base = summary(bare_sqlite(d / "bare.sqlite", args.n))
+        attempt = summary(journal_attempts(d / "attempt.sqlite", args.n))
+        presend = summary(journal_attempts(d / "presend.sqlite", args.n, with_submit=True))
+        out(f"\n1. persist-then-send latency, n={args.n} (WAL, synchronous=NORMAL, autocheckpoint off)\n")
+        out(row("bare sqlite3 INSERT+COMMIT (baseline)", base) + "\n")
+        out(row("Journal.record_attempt", attempt, base) + "\n")
+        out(row("record_attempt + record_event(Submitted)", presend, base) + "\n")
+
+        on = summary(journal_attempts(d / "auto-on.sqlite", args.stall_n, autocheckpoint_pages=1000))
+        off = summary(journal_attempts(d / "auto-off.sqlite", args.stall_n))
+        bg = summary(journal_attempts(d / "auto-off-bg.sqlite", args.stall_n, background_checkpoint_s=0.05))
+        out(f"\n2. commit stalls, record_attempt x {args.stall_n}\n")
+        out(row("autocheckpoint on (1000 pages, SQLite default)", on) + "\n")
+        out(row("autocheckpoint off, no checkpoint", off) + "\n")
+        out(row("autocheckpoint off, checkpoint() thread /50ms", bg) + "\n")
+
+        hop_ns, through_ns = trio.run(thread_hops, d / "hop.sqlite", args.n)
+        hop, through = summary(hop_ns), summary(through_ns)
+        out(f"\n3. trio.to_thread hop, n={args.n}\n")
+        out(row("trio.to_thread.run_sync(no-op)", hop) + "\n")
+        out(row("record_attempt via trio.to_thread", through, attempt) + "\n")
+        out(f"\nratio vs inline record_attempt: hop alone is x{hop['p50'] / attempt['p50']:.2f} of its p50\n")
+        out(f"total {time.perf_counter() - started:.1f} s\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
