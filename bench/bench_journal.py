@@ -6,9 +6,10 @@ Run from the repository root (about 20-40 s)::
 
 It prints, all measured in this one process on this machine:
 
-1. ``record_attempt`` latency (the commit that must precede every order POST) and the full pre-send cost
-   ``record_attempt`` + ``record_event(Submitted)``, as ratios to a bare ``sqlite3`` INSERT + COMMIT on the
-   same pragmas (WAL, ``synchronous=NORMAL``, autocheckpoint off);
+1. ``record_attempt`` latency (the commit that must precede every order POST), and the full pre-send cost
+   both ways the journal offers it (NEW then ``record_event(Submitted)``: two commits; or the state
+   machine's ``Submitted`` applied first and ``record_attempt`` of the SENT order: one commit), as ratios to
+   a bare ``sqlite3`` INSERT + COMMIT on the same pragmas (WAL, ``synchronous=NORMAL``, autocheckpoint off);
 2. the commit-latency tail with SQLite's automatic checkpoint on (its default 1000 pages) vs off, and off with
    ``Journal.checkpoint()`` running concurrently on a thread, as the journal actor runs it;
 3. the cost of a ``trio.to_thread.run_sync`` hop, for comparison with simply calling the journal inline.
@@ -82,9 +83,11 @@ def bare_sqlite(path: Path, n: int) -> list[int]:
     return samples
 
 
-def journal_attempts(path: Path, n: int, *, autocheckpoint_pages: int = 0, with_submit: bool = False,
+def journal_attempts(path: Path, n: int, *, autocheckpoint_pages: int = 0, mode: str = "new",
                      background_checkpoint_s: float | None = None, tag: str = "a") -> list[int]:
-    """``record_attempt`` (optionally + ``record_event(Submitted)``) latency per order."""
+    """Latency per order of the pre-send journal writes. ``mode``: ``new`` = ``record_attempt`` of a NEW
+    order; ``two`` = that plus ``record_event(Submitted)``; ``sent`` = ``tracker.apply(Submitted)`` then
+    ``record_attempt`` of the SENT order (one commit)."""
     journal = Journal.open(path, autocheckpoint_pages=autocheckpoint_pages)
     tracker = OrderTracker()
     orders = [new_order(intent_id=f"nanpin:BTC_USDC:{tag}:{i}", attempt=0, symbol="BTC_USDC", side=Side.BUY,
@@ -104,8 +107,11 @@ def journal_attempts(path: Path, n: int, *, autocheckpoint_pages: int = 0, with_
 
     def op(i: int) -> None:
         order = orders[i]
+        if mode == "sent":
+            journal.record_attempt(tracker.apply(order.client_id, Submitted()).order)
+            return
         journal.record_attempt(order)
-        if with_submit:
+        if mode == "two":
             journal.record_event(tracker.apply(order.client_id, Submitted()).order, Submitted())
 
     try:
@@ -163,11 +169,13 @@ def main(argv: list[str] | None = None) -> int:
 
         base = summary(bare_sqlite(d / "bare.sqlite", args.n))
         attempt = summary(journal_attempts(d / "attempt.sqlite", args.n))
-        presend = summary(journal_attempts(d / "presend.sqlite", args.n, with_submit=True))
+        presend = summary(journal_attempts(d / "presend.sqlite", args.n, mode="two"))
+        onecommit = summary(journal_attempts(d / "onecommit.sqlite", args.n, mode="sent"))
         out(f"\n1. persist-then-send latency, n={args.n} (WAL, synchronous=NORMAL, autocheckpoint off)\n")
         out(row("bare sqlite3 INSERT+COMMIT (baseline)", base) + "\n")
-        out(row("Journal.record_attempt", attempt, base) + "\n")
-        out(row("record_attempt + record_event(Submitted)", presend, base) + "\n")
+        out(row("Journal.record_attempt (NEW)", attempt, base) + "\n")
+        out(row("record_attempt(NEW) + record_event(Submitted)", presend, base) + "\n")
+        out(row("apply(Submitted) + record_attempt(SENT)", onecommit, base) + "\n")
 
         on = summary(journal_attempts(d / "auto-on.sqlite", args.stall_n, autocheckpoint_pages=1000))
         off = summary(journal_attempts(d / "auto-off.sqlite", args.stall_n))

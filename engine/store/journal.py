@@ -5,9 +5,10 @@ Owns one SQLite file (standard library ``sqlite3``) and its schema. Invariants:
 * **One logical write = one transaction.** Every public write method is a single ``BEGIN IMMEDIATE ...
   COMMIT``; after a ``kill -9`` at any instant the file reopens consistent, holding every write whose method
   returned and none of the one that was interrupted.
-* **Write-ahead.** ``record_attempt`` (status NEW) and ``record_event(order, Submitted())`` (status SENT) are
-  committed before the POST goes out; after a restart a NEW attempt is known never to have been sent and a
-  SENT one must be looked up by ``clientId``.
+* **Write-ahead.** An attempt reaches status SENT in the journal before its POST goes out: either
+  ``record_attempt(order)`` with the order already SENT (one commit), or ``record_attempt`` in NEW and then
+  ``record_event(order, Submitted())``. After a restart a NEW attempt is known never to have been sent and a
+  SENT (or UNKNOWN) one must be looked up by ``clientId``.
 * **An order row mirrors the state machine.** ``record_event`` stores the record that
   :func:`engine.orders.fsm.apply_event` produced and appends the event to ``order_events`` in the same
   transaction; the journal never invents a status. An order's fills are the ``FillEvent`` rows of its event
@@ -524,14 +525,17 @@ class Journal:
         return None if row is None else _loads(row[0])
 
     def record_attempt(self, order: OrderRecord) -> bool:
-        """Journal a new attempt (status NEW) before anything is sent; returns True if it was new.
+        """Journal a new attempt before anything is sent; returns True if it was new.
 
-        Recording the same attempt again is a no-op (False). A different attempt with the same client id
-        (a CRC-32 collision) raises InvariantViolation: the caller must use another attempt number.
+        ``order`` is either NEW (fresh from ``new_order``; journal ``Submitted`` with :meth:`record_event`
+        before the POST: two commits) or SENT (the caller already applied ``Submitted``: the row and its
+        ``Submitted`` event are written in one commit, the cheapest persist-then-send). Recording the same
+        attempt again is a no-op (False) that changes nothing. A different attempt with the same client id (a
+        CRC-32 collision) raises InvariantViolation: the caller must use another attempt number.
         """
-        if order.status is not Status.NEW:
+        if order.status not in (Status.NEW, Status.SENT):
             raise InvariantViolation(
-                f"record_attempt: attempt {order.client_id} must be NEW, not {order.status.value}"
+                f"record_attempt: attempt {order.client_id} must be NEW or SENT, not {order.status.value}"
             )
         now = self._now_ms()
         with self._write("record_attempt") as conn:
@@ -545,6 +549,12 @@ class Journal:
                  order.status.value, order.created_ms, now),
             )
             if cur.rowcount == 1:
+                if order.status is Status.SENT:
+                    conn.execute(
+                        "INSERT INTO order_events (client_id, ts_ms, kind, status_after, payload) "
+                        "VALUES (?, ?, 'Submitted', 'SENT', '{}')",
+                        (order.client_id, now),
+                    )
                 return True
             row = conn.execute("SELECT intent_id, attempt FROM orders WHERE client_id = ?",
                                (order.client_id,)).fetchone()

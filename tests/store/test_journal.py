@@ -140,11 +140,25 @@ def test_client_id_collision_is_refused(journal: Journal) -> None:
     assert [o.intent_id for o in journal.load_open_orders()] == [first]
 
 
-def test_only_new_attempts_are_recorded(journal: Journal) -> None:
-    """record_attempt refuses an order that is already past NEW (it must be journaled before sending)."""
-    sent = attrs.evolve(order(), status=Status.SENT)
-    with pytest.raises(InvariantViolation, match="must be NEW"):
-        journal.record_attempt(sent)
+def test_only_unsent_attempts_are_recorded(journal: Journal) -> None:
+    """record_attempt refuses an order past SENT: an attempt is journaled before the exchange can know it."""
+    acked = attrs.evolve(order(), status=Status.ACKNOWLEDGED, exchange_order_id="E1")
+    with pytest.raises(InvariantViolation, match="must be NEW or SENT"):
+        journal.record_attempt(acked)
+
+
+def test_sent_attempt_is_one_commit(journal: Journal) -> None:
+    """Recording an attempt already in SENT writes the row and its Submitted event together, in one commit,
+    and restores to the same record."""
+    o = order()
+    tracker = OrderTracker([o])
+    sent = tracker.apply(o.client_id, Submitted()).order
+    commits = journal.statistics().commits
+    assert journal.record_attempt(sent) is True
+    assert journal.statistics().commits == commits + 1
+    assert journal.load_order(o.client_id) == sent
+    assert [(e.kind, e.status_after) for e in journal.order_events(o.client_id)] == [("Submitted", Status.SENT)]
+    assert journal.load_open_orders() == [sent]
 
 
 def test_attempts_by_intent_and_next_attempt(journal: Journal) -> None:
