@@ -1,8 +1,8 @@
 """Journal write-path benchmark: what persist-then-send costs, and why checkpoints are kept off that path.
 
-Run from the repository root (about 20-40 s)::
+Run from the repository root (about 15-45 s on a shared 2-core machine)::
 
-    PYTHONPATH=. python bench/bench_journal.py [--n 3000] [--stall-n 20000] [--dir DIR]
+    PYTHONPATH=. python bench/bench_journal.py [--n 3000] [--stall-n 20000] [--repeat 3] [--dir DIR]
 
 It prints, all measured in this one process on this machine:
 
@@ -51,6 +51,7 @@ def summary(samples_ns: list[int]) -> dict[str, float]:
         "max": max(samples_ns) / 1000,
         "mean": statistics.fmean(samples_ns) / 1000,
         "over_1ms": float(sum(1 for s in samples_ns if s > 1_000_000)),
+        "over_5ms": float(sum(1 for s in samples_ns if s > 5_000_000)),
     }
 
 
@@ -144,54 +145,66 @@ async def thread_hops(path: Path, n: int) -> tuple[list[int], list[int]]:
 
 
 def row(name: str, s: dict[str, float], base: dict[str, float] | None = None) -> str:
-    text = (f"  {name:<44} p50 {s['p50']:8.1f}  p99 {s['p99']:8.1f}  p99.9 {s['p99.9']:8.1f}  "
-            f"max {s['max']:9.1f} us  >1ms {int(s['over_1ms']):5d}")
+    text = (f"  {name:<47} p50 {s['p50']:6.1f}  p99 {s['p99']:7.1f}  p99.9 {s['p99.9']:7.0f}  "
+            f"max {s['max']:8.0f}  >1ms {int(s['over_1ms']):4d}  >5ms {int(s['over_5ms']):3d}")
     if base is not None:
         text += f"   (x{s['p50'] / base['p50']:.2f} p50, x{s['p99'] / base['p99']:.2f} p99)"
     return text
+
+
+def median_summary(runs: list[dict[str, float]]) -> dict[str, float]:
+    """Per statistic, the median over repeated runs (the machine is shared: single runs are noisy)."""
+    return {key: statistics.median(r[key] for r in runs) for key in runs[0]}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--n", type=int, default=3000, help="ops per latency series")
     parser.add_argument("--stall-n", type=int, default=20000, help="ops per checkpoint-stall series")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds; each figure is the median over rounds")
     parser.add_argument("--dir", type=Path, default=None, help="directory for the scratch databases")
     args = parser.parse_args(argv)
     started = time.perf_counter()
+    series: dict[str, list[dict[str, float]]] = {}
+
+    def add(name: str, samples: list[int]) -> None:
+        series.setdefault(name, []).append(summary(samples))
+
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         d = Path(tmp)
-        out = sys.stdout.write
-        out(f"journal write path: sqlite {sqlite3.sqlite_version}, python {sys.version.split()[0]}, "
-            f"scratch dir {d}\n")
         # Warm-up (page cache, imports, statement cache), discarded.
         bare_sqlite(d / "warm.sqlite", 300)
         journal_attempts(d / "warm-j.sqlite", 300)
-
-        base = summary(bare_sqlite(d / "bare.sqlite", args.n))
-        attempt = summary(journal_attempts(d / "attempt.sqlite", args.n))
-        presend = summary(journal_attempts(d / "presend.sqlite", args.n, mode="two"))
-        onecommit = summary(journal_attempts(d / "onecommit.sqlite", args.n, mode="sent"))
-        out(f"\n1. persist-then-send latency, n={args.n} (WAL, synchronous=NORMAL, autocheckpoint off)\n")
-        out(row("bare sqlite3 INSERT+COMMIT (baseline)", base) + "\n")
-        out(row("Journal.record_attempt (NEW)", attempt, base) + "\n")
-        out(row("record_attempt(NEW) + record_event(Submitted)", presend, base) + "\n")
-        out(row("apply(Submitted) + record_attempt(SENT)", onecommit, base) + "\n")
-
-        on = summary(journal_attempts(d / "auto-on.sqlite", args.stall_n, autocheckpoint_pages=1000))
-        off = summary(journal_attempts(d / "auto-off.sqlite", args.stall_n))
-        bg = summary(journal_attempts(d / "auto-off-bg.sqlite", args.stall_n, background_checkpoint_s=0.05))
-        out(f"\n2. commit stalls, record_attempt x {args.stall_n}\n")
-        out(row("autocheckpoint on (1000 pages, SQLite default)", on) + "\n")
-        out(row("autocheckpoint off, no checkpoint", off) + "\n")
-        out(row("autocheckpoint off, checkpoint() thread /50ms", bg) + "\n")
-
-        hop_ns, through_ns = trio.run(thread_hops, d / "hop.sqlite", args.n)
-        hop, through = summary(hop_ns), summary(through_ns)
-        out(f"\n3. trio.to_thread hop, n={args.n}\n")
-        out(row("trio.to_thread.run_sync(no-op)", hop) + "\n")
-        out(row("record_attempt via trio.to_thread", through, attempt) + "\n")
-        out(f"\nratio vs inline record_attempt: hop alone is x{hop['p50'] / attempt['p50']:.2f} of its p50\n")
-        out(f"total {time.perf_counter() - started:.1f} s\n")
+        for r in range(args.repeat):
+            # Series are interleaved round by round so that load drift on a shared machine hits all alike.
+            add("bare", bare_sqlite(d / f"bare{r}.sqlite", args.n))
+            add("new", journal_attempts(d / f"attempt{r}.sqlite", args.n))
+            add("two", journal_attempts(d / f"presend{r}.sqlite", args.n, mode="two"))
+            add("sent", journal_attempts(d / f"onecommit{r}.sqlite", args.n, mode="sent"))
+            add("on", journal_attempts(d / f"auto-on{r}.sqlite", args.stall_n, autocheckpoint_pages=1000))
+            add("off", journal_attempts(d / f"auto-off{r}.sqlite", args.stall_n))
+            add("bg", journal_attempts(d / f"auto-off-bg{r}.sqlite", args.stall_n, background_checkpoint_s=0.05))
+            hop_ns, through_ns = trio.run(thread_hops, d / f"hop{r}.sqlite", args.n)
+            add("hop", hop_ns)
+            add("through", through_ns)
+    m = {name: median_summary(runs) for name, runs in series.items()}
+    out = sys.stdout.write
+    out(f"journal write path: sqlite {sqlite3.sqlite_version}, python {sys.version.split()[0]}; "
+        f"each figure is the median of {args.repeat} interleaved rounds; microseconds\n")
+    out(f"\n1. persist-then-send latency, n={args.n} (WAL, synchronous=NORMAL, autocheckpoint off)\n")
+    out(row("bare sqlite3 INSERT+COMMIT (baseline)", m["bare"]) + "\n")
+    out(row("Journal.record_attempt (NEW)", m["new"], m["bare"]) + "\n")
+    out(row("record_attempt(NEW) + record_event(Submitted)", m["two"], m["bare"]) + "\n")
+    out(row("apply(Submitted) + record_attempt(SENT)", m["sent"], m["bare"]) + "\n")
+    out(f"\n2. commit stalls, record_attempt x {args.stall_n}\n")
+    out(row("autocheckpoint on (1000 pages, SQLite default)", m["on"]) + "\n")
+    out(row("autocheckpoint off, no checkpoint", m["off"]) + "\n")
+    out(row("autocheckpoint off, checkpoint() thread /50ms", m["bg"]) + "\n")
+    out(f"\n3. trio.to_thread hop, n={args.n}\n")
+    out(row("trio.to_thread.run_sync(no-op)", m["hop"]) + "\n")
+    out(row("record_attempt via trio.to_thread", m["through"], m["new"]) + "\n")
+    out(f"\nthe hop alone costs x{m['hop']['p50'] / m['new']['p50']:.2f} the p50 of an inline record_attempt\n")
+    out(f"total {time.perf_counter() - started:.1f} s\n")
     return 0
 
 

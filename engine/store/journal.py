@@ -565,16 +565,20 @@ class Journal:
                 )
             return False
 
-    def record_event(self, order: OrderRecord, event: OrderEvent) -> None:
+    def record_event(self, order: OrderRecord, event: OrderEvent) -> bool:
         """Journal ``event`` and the record it produced (``order`` is the state *after* applying it).
 
         Call it for every :class:`~engine.orders.fsm.Outcome` with ``changed``. One transaction: the order row
-        is updated, the event appended to ``order_events``, and a fill also lands in the fill ledger.
+        is updated, the event appended to ``order_events``, and a fill also lands in the fill ledger. Returns
+        True when written; False (nothing written) for a fill already in this attempt's history, so that a
+        repeated call can never make a trade count twice on restore.
         """
         now = self._now_ms()
         kind = type(event).__name__
         payload = _dumps(encode_event(event), f"{kind} event")
         with self._write("record_event") as conn:
+            if isinstance(event, FillEvent) and self._fill_journaled(conn, order.client_id, event.trade_id):
+                return False
             cur = conn.execute(
                 "UPDATE orders SET status = ?, exchange_order_id = ?, filled_qty = ?, filled_quote = ?, "
                 "reported_filled_qty = ?, reason = ?, updated_ms = ? WHERE client_id = ?",
@@ -589,6 +593,16 @@ class Journal:
             )
             if isinstance(event, FillEvent):
                 self._insert_fill(conn, order.symbol, order.side, event, order.client_id)
+            return True
+
+    @staticmethod
+    def _fill_journaled(conn: sqlite3.Connection, client_id: int, trade_id: str) -> bool:
+        for (payload,) in conn.execute(
+            "SELECT payload FROM order_events WHERE client_id = ? AND kind = 'FillEvent'", (client_id,)
+        ):
+            if _loads(payload).get("trade_id") == trade_id:
+                return True
+        return False
 
     def record_fill(self, symbol: str, side: Side, fill: FillEvent, *, client_id: int | None = None) -> bool:
         """Add a fill to the ledger (e.g. from fills history during reconciliation); True if it was new.

@@ -179,6 +179,20 @@ def test_attempts_by_intent_and_next_attempt(journal: Journal) -> None:
     assert journal.load_orders_by_intent("other") == []
 
 
+def test_repeated_fill_event_is_not_journaled_twice(journal: Journal) -> None:
+    """Journaling the same fill event for an attempt twice writes it once, so a restore never double counts."""
+    o = order()
+    tracker = OrderTracker([o])
+    journal.record_attempt(o)
+    drive(journal, tracker, o.client_id, Submitted())
+    f = fill("5", "0.5")
+    after = tracker.apply(o.client_id, f).order
+    assert journal.record_event(after, f) is True
+    assert journal.record_event(after, f) is False
+    assert [e.kind for e in journal.order_events(o.client_id)] == ["Submitted", "FillEvent"]
+    assert journal.load_order(o.client_id) == after
+
+
 def test_fill_insert_is_idempotent(journal: Journal) -> None:
     """The same trade recorded twice is stored once; record_fill says whether it was new."""
     f = fill("123", "0.5")
