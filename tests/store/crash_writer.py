@@ -1,7 +1,7 @@
 """Child process for the kill -9 test: journals attempts and fills in a loop until it is killed.
 
 Usage: ``python -m tests.store.crash_writer <journal path> <round> <announce file>``. It prints ``ready`` on
-stdout once the journal is open, then after every logical write returns it appends ``C <client_id> <status>``
+stdout once its first new attempt is committed; after every logical write returns it appends ``C <client_id> <status>``
 to the announce file (so the parent knows that write is committed). Announcements go to a file, not the
 pipe, so that the parent is not woken after every write: a kill timed by the parent's own timer then lands at
 any instant, not just after an announcement. On start it first finishes the
@@ -91,8 +91,6 @@ def main() -> None:
                                                client_id=order.client_id):
             _fail(announce, f"restored trade {order.fills[0].trade_id} was missing from the ledger")
         _advance(journal, tracker, order.client_id, announce)
-    sys.stdout.write("ready\n")
-    sys.stdout.flush()
     n = 0
     while True:
         order = new_order(intent_id=f"crash:{round_}:{n}", attempt=0, symbol="BTC_USDC", side=Side.BUY,
@@ -101,6 +99,10 @@ def main() -> None:
         tracker.add(order)
         journal.record_attempt(order)
         announce.say(f"C {order.client_id} NEW")
+        if n == 0:
+            # Ready once this round has committed something, so every round has a write to check.
+            sys.stdout.write("ready\n")
+            sys.stdout.flush()
         _advance(journal, tracker, order.client_id, announce)
         tracker.forget(order.client_id)
         n += 1
