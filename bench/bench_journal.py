@@ -18,6 +18,7 @@ It prints, all measured in this one process on this machine:
 from __future__ import annotations
 
 import argparse
+import os
 import sqlite3
 import statistics
 import sys
@@ -124,6 +125,28 @@ def journal_attempts(path: Path, n: int, *, autocheckpoint_pages: int = 0, mode:
         journal.close()
 
 
+def checkpoint_cost(directory: Path, rounds: int, frames: int = 1000) -> list[int]:
+    """Wall time of one ``Journal.checkpoint()`` over a fresh WAL of about ``frames`` frames: the stall that an
+    automatic checkpoint adds to the unlucky commit that triggers it."""
+    out: list[int] = []
+    for r in range(rounds):
+        path = directory / f"ckpt{r}.sqlite"
+        journal = Journal.open(path)
+        i = 0
+        while i % 50 or Path(f"{path}-wal").stat().st_size < frames * 4096:
+            journal.record_attempt(new_order(
+                intent_id=f"nanpin:BTC_USDC:ckpt:{i}", attempt=0, symbol="BTC_USDC", side=Side.BUY,
+                qty=Decimal("0.1"), limit_price=Decimal("98691.5"), created_ms=i))
+            i += 1
+        start = time.perf_counter_ns()
+        result = journal.checkpoint()
+        out.append(time.perf_counter_ns() - start)
+        if result.busy or result.checkpointed_frames != result.wal_frames:
+            raise SystemExit(f"checkpoint did not complete: {result}")
+        journal.close()
+    return out
+
+
 async def thread_hops(path: Path, n: int) -> tuple[list[int], list[int]]:
     """A bare ``trio.to_thread.run_sync`` round trip, and ``record_attempt`` called through one."""
     clock = time.perf_counter_ns
@@ -165,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", type=Path, default=None, help="directory for the scratch databases")
     args = parser.parse_args(argv)
     started = time.perf_counter()
+    load_before = os.getloadavg()
     series: dict[str, list[dict[str, float]]] = {}
 
     def add(name: str, samples: list[int]) -> None:
@@ -184,6 +208,9 @@ def main(argv: list[str] | None = None) -> int:
             add("on", journal_attempts(d / f"auto-on{r}.sqlite", args.stall_n, autocheckpoint_pages=1000))
             add("off", journal_attempts(d / f"auto-off{r}.sqlite", args.stall_n))
             add("bg", journal_attempts(d / f"auto-off-bg{r}.sqlite", args.stall_n, background_checkpoint_s=0.05))
+            ckpt_dir = d / f"ckpt{r}"
+            ckpt_dir.mkdir()
+            add("ckpt", checkpoint_cost(ckpt_dir, 5))
             hop_ns, through_ns = trio.run(thread_hops, d / f"hop{r}.sqlite", args.n)
             add("hop", hop_ns)
             add("through", through_ns)
@@ -191,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     out = sys.stdout.write
     out(f"journal write path: sqlite {sqlite3.sqlite_version}, python {sys.version.split()[0]}; "
         f"each figure is the median of {args.repeat} interleaved rounds; microseconds\n")
+    out(f"load average at start {load_before[0]:.2f}, at end {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs "
+        "(tails above ~4 ms on a loaded machine are mostly CPU preemption, visible in the baseline too)\n")
     out(f"\n1. persist-then-send latency, n={args.n} (WAL, synchronous=NORMAL, autocheckpoint off)\n")
     out(row("bare sqlite3 INSERT+COMMIT (baseline)", m["bare"]) + "\n")
     out(row("Journal.record_attempt (NEW)", m["new"], m["bare"]) + "\n")
@@ -200,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     out(row("autocheckpoint on (1000 pages, SQLite default)", m["on"]) + "\n")
     out(row("autocheckpoint off, no checkpoint", m["off"]) + "\n")
     out(row("autocheckpoint off, checkpoint() thread /50ms", m["bg"]) + "\n")
+    out(row("one checkpoint() of a ~1000-frame WAL", m["ckpt"]) + "\n")
     out(f"\n3. trio.to_thread hop, n={args.n}\n")
     out(row("trio.to_thread.run_sync(no-op)", m["hop"]) + "\n")
     out(row("record_attempt via trio.to_thread", m["through"], m["new"]) + "\n")
