@@ -1,8 +1,8 @@
 """Journal write-path benchmark: what persist-then-send costs, and why checkpoints are kept off that path.
 
-Run from the repository root (about 15-45 s on a shared 2-core machine)::
+Run from the repository root (about 15-40 s on a shared 2-core machine)::
 
-    PYTHONPATH=. python bench/bench_journal.py [--n 3000] [--stall-n 20000] [--repeat 3] [--dir DIR]
+    PYTHONPATH=. python bench/bench_journal.py [--n 2000] [--stall-n 12000] [--repeat 3] [--dir DIR]
 
 It prints, all measured in this one process on this machine:
 
@@ -182,8 +182,8 @@ def median_summary(runs: list[dict[str, float]]) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--n", type=int, default=3000, help="ops per latency series")
-    parser.add_argument("--stall-n", type=int, default=20000, help="ops per checkpoint-stall series")
+    parser.add_argument("--n", type=int, default=2000, help="ops per latency series")
+    parser.add_argument("--stall-n", type=int, default=12000, help="ops per checkpoint-stall series")
     parser.add_argument("--repeat", type=int, default=3, help="rounds; each figure is the median over rounds")
     parser.add_argument("--dir", type=Path, default=None, help="directory for the scratch databases")
     args = parser.parse_args(argv)
