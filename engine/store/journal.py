@@ -5,9 +5,10 @@ Owns one SQLite file (standard library ``sqlite3``) and its schema. Invariants:
 * **One logical write = one transaction.** Every public write method is a single ``BEGIN IMMEDIATE ...
   COMMIT``; after a ``kill -9`` at any instant the file reopens consistent, holding every write whose method
   returned and none of the one that was interrupted.
-* **Write-ahead.** ``record_attempt`` (status NEW) and ``record_event(order, Submitted())`` (status SENT) are
-  committed before the POST goes out; after a restart a NEW attempt is known never to have been sent and a
-  SENT one must be looked up by ``clientId``.
+* **Write-ahead.** An attempt reaches status SENT in the journal before its POST goes out: either
+  ``record_attempt(order)`` with the order already SENT (one commit), or ``record_attempt`` in NEW and then
+  ``record_event(order, Submitted())``. After a restart a NEW attempt is known never to have been sent and a
+  SENT (or UNKNOWN) one must be looked up by ``clientId``.
 * **An order row mirrors the state machine.** ``record_event`` stores the record that
   :func:`engine.orders.fsm.apply_event` produced and appends the event to ``order_events`` in the same
   transaction; the journal never invents a status. An order's fills are the ``FillEvent`` rows of its event
@@ -101,7 +102,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             UNIQUE (intent_id, attempt)
         )""",
         """CREATE TABLE order_events (
-            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            seq INTEGER PRIMARY KEY,
             client_id INTEGER NOT NULL REFERENCES orders (client_id),
             ts_ms INTEGER NOT NULL,
             kind TEXT NOT NULL,
@@ -110,7 +111,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX order_events_by_order ON order_events (client_id, seq)",
         """CREATE TABLE fills (
-            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            seq INTEGER PRIMARY KEY,
             symbol TEXT NOT NULL,
             trade_id TEXT NOT NULL,
             side TEXT NOT NULL,
@@ -135,7 +136,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             updated_ms INTEGER NOT NULL
         )""",
         """CREATE TABLE risk_events (
-            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            seq INTEGER PRIMARY KEY,
             ts_ms INTEGER NOT NULL,
             kind TEXT NOT NULL,
             code TEXT NOT NULL,
@@ -144,8 +145,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
     ),
     # v3: intents (what each attempt was for), the exchange-reported fill quantity and the last reason on
-    # each attempt, and an index for the startup query of open orders. Existing attempts get their intent
-    # rows backfilled with an empty payload.
+    # each attempt. Existing attempts get their intent rows backfilled with an empty payload.
     (
         """CREATE TABLE intents (
             intent_id TEXT PRIMARY KEY,
@@ -155,7 +155,6 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "ALTER TABLE orders ADD COLUMN reported_filled_qty TEXT NOT NULL DEFAULT '0'",
         "ALTER TABLE orders ADD COLUMN reason TEXT",
-        "CREATE INDEX orders_by_status ON orders (status)",
         """INSERT INTO intents (intent_id, symbol, payload, created_ms)
             SELECT intent_id, MIN(symbol), '{}', MIN(created_ms) FROM orders GROUP BY intent_id""",
     ),
@@ -194,7 +193,7 @@ class StoredFill:
 
 @attrs.frozen(kw_only=True)
 class JournaledEvent:
-    """One row of an attempt's append-only history. ``kind`` is the event class name, or ``"Created"``."""
+    """One row of an attempt's append-only history; ``kind`` is the event class name."""
 
     seq: int
     client_id: int
@@ -271,10 +270,11 @@ def _loads(text: str) -> dict[str, Any]:
 
 def encode_event(event: OrderEvent) -> dict[str, Any]:
     """The JSON payload stored for ``event`` (Decimals as strings, enums as their values)."""
-    def serialise(_inst: object, _field: object, value: object) -> object:
-        return _json_default(value) if isinstance(value, Decimal | enum.Enum) else value
-
-    return attrs.asdict(event, value_serializer=serialise)
+    payload: dict[str, Any] = {}
+    for field in attrs.fields(type(event)):
+        value = getattr(event, field.name)
+        payload[field.name] = _json_default(value) if isinstance(value, Decimal | enum.Enum) else value
+    return payload
 
 
 def _dec(payload: Mapping[str, Any], key: str) -> Decimal:
@@ -525,21 +525,19 @@ class Journal:
         return None if row is None else _loads(row[0])
 
     def record_attempt(self, order: OrderRecord) -> bool:
-        """Journal a new attempt (status NEW) before anything is sent; returns True if it was new.
+        """Journal a new attempt before anything is sent; returns True if it was new.
 
-        Recording the same attempt again is a no-op (False). A different attempt with the same client id
-        (a CRC-32 collision) raises InvariantViolation: the caller must use another attempt number.
+        ``order`` is either NEW (fresh from ``new_order``; journal ``Submitted`` with :meth:`record_event`
+        before the POST: two commits) or SENT (the caller already applied ``Submitted``: the row and its
+        ``Submitted`` event are written in one commit, the cheapest persist-then-send). Recording the same
+        attempt again is a no-op (False) that changes nothing. A different attempt with the same client id (a
+        CRC-32 collision) raises InvariantViolation: the caller must use another attempt number.
         """
-        if order.status is not Status.NEW:
+        if order.status not in (Status.NEW, Status.SENT):
             raise InvariantViolation(
-                f"record_attempt: attempt {order.client_id} must be NEW, not {order.status.value}"
+                f"record_attempt: attempt {order.client_id} must be NEW or SENT, not {order.status.value}"
             )
         now = self._now_ms()
-        created = _dumps(
-            {"intent_id": order.intent_id, "attempt": order.attempt, "symbol": order.symbol,
-             "side": order.side, "qty": order.qty, "limit_price": order.limit_price},
-            "attempt",
-        )
         with self._write("record_attempt") as conn:
             cur = conn.execute(
                 "INSERT INTO orders (client_id, intent_id, attempt, symbol, side, qty, limit_price, status, "
@@ -550,32 +548,37 @@ class Journal:
                  str(order.qty), None if order.limit_price is None else str(order.limit_price),
                  order.status.value, order.created_ms, now),
             )
-            if cur.rowcount == 0:
-                row = conn.execute("SELECT intent_id, attempt FROM orders WHERE client_id = ?",
-                                   (order.client_id,)).fetchone()
-                if row is None or (row[0], row[1]) != (order.intent_id, order.attempt):
-                    raise InvariantViolation(
-                        f"client id {order.client_id} of {order.intent_id!r} attempt {order.attempt} "
-                        f"is already used by {row[0] if row else '?'!r} attempt {row[1] if row else '?'}"
+            if cur.rowcount == 1:
+                if order.status is Status.SENT:
+                    conn.execute(
+                        "INSERT INTO order_events (client_id, ts_ms, kind, status_after, payload) "
+                        "VALUES (?, ?, 'Submitted', 'SENT', '{}')",
+                        (order.client_id, now),
                     )
-                return False
-            conn.execute(
-                "INSERT INTO order_events (client_id, ts_ms, kind, status_after, payload) "
-                "VALUES (?, ?, 'Created', ?, ?)",
-                (order.client_id, now, order.status.value, created),
-            )
-            return True
+                return True
+            row = conn.execute("SELECT intent_id, attempt FROM orders WHERE client_id = ?",
+                               (order.client_id,)).fetchone()
+            if row is None or (row[0], row[1]) != (order.intent_id, order.attempt):
+                raise InvariantViolation(
+                    f"client id {order.client_id} of {order.intent_id!r} attempt {order.attempt} "
+                    f"is already used by {row[0] if row else '?'!r} attempt {row[1] if row else '?'}"
+                )
+            return False
 
-    def record_event(self, order: OrderRecord, event: OrderEvent) -> None:
+    def record_event(self, order: OrderRecord, event: OrderEvent) -> bool:
         """Journal ``event`` and the record it produced (``order`` is the state *after* applying it).
 
         Call it for every :class:`~engine.orders.fsm.Outcome` with ``changed``. One transaction: the order row
-        is updated, the event appended to ``order_events``, and a fill also lands in the fill ledger.
+        is updated, the event appended to ``order_events``, and a fill also lands in the fill ledger. Returns
+        True when written; False (nothing written) for a fill already in this attempt's history, so that a
+        repeated call can never make a trade count twice on restore.
         """
         now = self._now_ms()
         kind = type(event).__name__
         payload = _dumps(encode_event(event), f"{kind} event")
         with self._write("record_event") as conn:
+            if isinstance(event, FillEvent) and self._fill_journaled(conn, order.client_id, event.trade_id):
+                return False
             cur = conn.execute(
                 "UPDATE orders SET status = ?, exchange_order_id = ?, filled_qty = ?, filled_quote = ?, "
                 "reported_filled_qty = ?, reason = ?, updated_ms = ? WHERE client_id = ?",
@@ -590,6 +593,16 @@ class Journal:
             )
             if isinstance(event, FillEvent):
                 self._insert_fill(conn, order.symbol, order.side, event, order.client_id)
+            return True
+
+    @staticmethod
+    def _fill_journaled(conn: sqlite3.Connection, client_id: int, trade_id: str) -> bool:
+        for (payload,) in conn.execute(
+            "SELECT payload FROM order_events WHERE client_id = ? AND kind = 'FillEvent'", (client_id,)
+        ):
+            if _loads(payload).get("trade_id") == trade_id:
+                return True
+        return False
 
     def record_fill(self, symbol: str, side: Side, fill: FillEvent, *, client_id: int | None = None) -> bool:
         """Add a fill to the ledger (e.g. from fills history during reconciliation); True if it was new.
