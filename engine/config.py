@@ -342,20 +342,24 @@ def _build(cls: type[T], data: Mapping[str, Any], path: str, problems: list[str]
 
 def _probe_instance(cls: type, fields: list[attrs.Attribute[Any]], kwargs: Mapping[str, Any]) -> Any:
     """A half-built instance to hand validators that look at ``inst`` (defaults where values failed)."""
-    probe = object.__new__(cls)
+    probe: Any = object.__new__(cls)
     for attribute in fields:
         key = _key(attribute)
         if key in kwargs:
             value = kwargs[key]
-        elif isinstance(attribute.default, attrs.Factory):  # type: ignore[arg-type]
-            factory = attribute.default.factory
-            value = factory(probe) if attribute.default.takes_self else factory()
         elif attribute.default is attrs.NOTHING:
             continue
         else:
-            value = attribute.default
+            value = _default_value(attribute, probe)
         object.__setattr__(probe, attribute.name, value)
     return probe
+
+
+def _default_value(attribute: attrs.Attribute[Any], inst: Any) -> Any:
+    default: Any = attribute.default
+    if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+        return default.factory(inst) if default.takes_self else default.factory()
+    return default
 
 
 def load_section(cls: type[T], data: Mapping[str, Any], path: str) -> T:
@@ -372,7 +376,7 @@ def load_section(cls: type[T], data: Mapping[str, Any], path: str) -> T:
     result = _build(cls, data, path, problems)
     if problems or isinstance(result, _Failed):
         raise ConfigError(problems or [f"{path or '<top level>'}: invalid"])
-    return result
+    return typing.cast(T, result)
 
 
 def parse_toml(text: str, source: str = "<string>") -> dict[str, Any]:
@@ -706,11 +710,11 @@ class EngineConfig:
                 sections[key] = value
         if failed or problems:
             raise ConfigError(problems)
-        probe = cls.__new__(cls)
+        # Check the cross-section invariants on a probe first, so their messages keep their own paths.
+        probe: EngineConfig = cls.__new__(cls)
         for attribute in _init_fields(cls):
-            default = attribute.default
-            assert isinstance(default, attrs.Factory)  # type: ignore[arg-type]  # every section is a factory
-            object.__setattr__(probe, attribute.name, sections.get(_key(attribute)) or default.factory())
+            value = sections[_key(attribute)] if _key(attribute) in sections else _default_value(attribute, probe)
+            object.__setattr__(probe, attribute.name, value)
         cross = probe.cross_section_problems()
         if cross:
             raise ConfigError(cross)
