@@ -31,6 +31,8 @@ import attrs
 
 from engine.confspec import at_least, greater_than, in_range, non_empty, setting
 from engine.errors import ConfigError
+from engine.market.config import CacheConfig, FeedConfig
+from engine.nanpin.config import NanpinConfig
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -471,7 +473,7 @@ def _is_table_list(value: Any) -> bool:
 
 
 def _section_doc(cls: type) -> str:
-    doc = (cls.__doc__ or "").strip().splitlines()
+    doc = (cls.__doc__ or "").replace("``", "").strip().splitlines()
     return doc[0].strip() if doc else ""
 
 
@@ -669,6 +671,9 @@ class EngineConfig:
 
     engine: EngineSection = setting(None, "", factory=EngineSection)
     logging: LoggingConfig = setting(None, "", factory=LoggingConfig)
+    strategy: NanpinConfig = setting(None, "", factory=NanpinConfig)
+    feed: FeedConfig = setting(None, "", factory=FeedConfig)
+    cache: CacheConfig = setting(None, "", factory=CacheConfig)
     risk: RiskConfig = setting(None, "", factory=RiskConfig)
     orders: OrdersConfig = setting(None, "", factory=OrdersConfig)
     status: StatusConfig = setting(None, "", factory=StatusConfig)
