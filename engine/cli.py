@@ -46,6 +46,7 @@ __all__ = [
     "main",
     "register_command",
     "registered_commands",
+    "unregister_command",
 ]
 
 COMMAND_PACKAGE: Final = "engine.commands"
@@ -89,6 +90,13 @@ def register_command(
     command = Command(name=name, help=help, add_arguments=add_arguments, handler=handler)
     _REGISTRY[name] = command
     return command
+
+
+def unregister_command(name: str) -> None:
+    """Remove a registered command (tests, or a plugin replacing a built-in under another name)."""
+    if name not in _REGISTRY:
+        raise KeyError(f"command {name!r} is not registered")
+    del _REGISTRY[name]
 
 
 def registered_commands() -> tuple[str, ...]:
