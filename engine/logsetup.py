@@ -103,6 +103,21 @@ class _EngineHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Marks the handler this module installed, so reconfiguring replaces it."""
 
 
+class _StderrHandler(_EngineHandler):
+    """Writes to whatever ``sys.stderr`` is at emit time (it may be replaced after setup, as in tests)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: TextIO) -> None:
+        pass
+
+
 _mask_filter = SecretMaskFilter()
 
 
@@ -134,7 +149,7 @@ def configure_logging(
     for old in [h for h in root.handlers if isinstance(h, _EngineHandler)]:
         root.removeHandler(old)
         old.close()
-    handler = _EngineHandler(stream if stream is not None else sys.stderr)
+    handler = _StderrHandler() if stream is None else _EngineHandler(stream)
     handler.addFilter(_mask_filter)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
