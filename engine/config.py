@@ -33,6 +33,7 @@ from engine.confspec import at_least, greater_than, in_range, non_empty, setting
 from engine.errors import ConfigError
 from engine.market.config import CacheConfig, FeedConfig
 from engine.nanpin.config import NanpinConfig
+from engine.runtime.policy import SupervisorConfig
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -652,8 +653,8 @@ class OrdersConfig:
     lookup_timeout_s: float = setting(5.0, "timeout of one lookup by clientId that resolves an unknown order",
                                       unit="s", check=greater_than(0))
     max_attempts: int = setting(3, "lookups of an unknown order before the engine stops on it", check=at_least(1))
-    shutdown_grace_s: float = setting(10.0, "time allowed to cancel resting orders on shutdown", unit="s",
-                                      check=greater_than(0))
+    shutdown_grace_s: float = setting(5.0, "time allowed to cancel resting orders on shutdown (at most "
+                                           "supervisor.shutdown_grace_s)", unit="s", check=greater_than(0))
     reconcile_on_start: bool = setting(True, "reconcile open orders, fills and positions with the exchange "
                                              "before trading")
 
@@ -677,6 +678,7 @@ class EngineConfig:
     risk: RiskConfig = setting(None, "", factory=RiskConfig)
     orders: OrdersConfig = setting(None, "", factory=OrdersConfig)
     status: StatusConfig = setting(None, "", factory=StatusConfig)
+    supervisor: SupervisorConfig = setting(None, "", factory=SupervisorConfig)
 
     def __attrs_post_init__(self) -> None:
         problems = self.cross_section_problems()
@@ -689,6 +691,10 @@ class EngineConfig:
         if self.engine.mode == "live" and self.engine.exchange != "backpack":
             problems.append(f"engine.mode: mode = \"live\" requires exchange = \"backpack\"; "
                             f"got exchange = {_render_value(self.engine.exchange)}")
+        if self.orders.shutdown_grace_s > self.supervisor.shutdown_grace_s:
+            # The supervisor bounds each actor's shielded cleanup; a longer cancel-all would be cut off.
+            problems.append(f"orders.shutdown_grace_s: must be <= supervisor.shutdown_grace_s "
+                            f"({self.supervisor.shutdown_grace_s}); got {self.orders.shutdown_grace_s}")
         return problems
 
     @classmethod

@@ -237,3 +237,10 @@ def test_non_default_values_round_trip(risk: RiskConfig, orders: OrdersConfig) -
     """Any valid [risk] and [orders] values survive render_toml -> parse -> from_toml unchanged."""
     cfg = EngineConfig(risk=risk, orders=orders)
     assert EngineConfig.from_toml(tomllib.loads(render_toml(cfg))) == cfg
+
+
+def test_order_cancel_grace_fits_the_supervisor_grace() -> None:
+    """orders.shutdown_grace_s above the supervisor's per-actor cleanup bound is rejected at load."""
+    with pytest.raises(ConfigError) as info:
+        EngineConfig.from_toml({"orders": {"shutdown_grace_s": 9.0}, "supervisor": {"shutdown_grace_s": 3.0}})
+    assert info.value.problems == ["orders.shutdown_grace_s: must be <= supervisor.shutdown_grace_s (3.0); got 9.0"]
