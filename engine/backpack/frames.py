@@ -497,7 +497,9 @@ _DECODERS: dict[str, _Decoder] = {
 }
 
 # Streams named "<type>.<symbol>" must carry a symbol; "liquidation" may stand alone.
-_NEEDS_REST = frozenset({"ticker", "bookTicker", "depth", "trade", "kline", "markPrice", "openInterest", "account"})
+_NEEDS_REST = frozenset(
+    {"ticker", "bookTicker", "depth", "trade", "kline", "markPrice", "openInterest", "account"}
+)
 
 
 def _decode_error_frame(obj: dict[str, Any]) -> WsError:
@@ -506,12 +508,16 @@ def _decode_error_frame(obj: dict[str, Any]) -> WsError:
         raise RemoteProtocolError(f"error frame: 'error' must be an object, got {_show(err)}")
     request_id = obj.get("id")
     if request_id is not None and request_id.__class__ not in (int, str):
-        raise RemoteProtocolError(f"error frame: 'id' must be null, an integer or a string, got {_show(request_id)}")
+        raise RemoteProtocolError(
+            f"error frame: 'id' must be null, an integer or a string, got {_show(request_id)}"
+        )
     try:
         code = err.get("code", _MISSING)
         if code.__class__ is not int or not 0 <= code <= _MAX_INT:
             raise FieldError("code", f"expected an integer, got {_show(code)}")
-        return WsError(request_id=request_id, code=code, message=to_str(err.get("message", _MISSING), "message"))
+        return WsError(
+            request_id=request_id, code=code, message=to_str(err.get("message", _MISSING), "message")
+        )
     except FieldError as exc:
         raise RemoteProtocolError(f"error frame: field 'error.{exc.field}': {exc.reason}") from None
 
