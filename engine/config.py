@@ -34,6 +34,7 @@ from engine.errors import ConfigError
 from engine.market.config import CacheConfig, FeedConfig
 from engine.nanpin.config import NanpinConfig
 from engine.runtime.policy import SupervisorConfig
+from engine.sim.config import SimConfig
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -679,6 +680,7 @@ class EngineConfig:
     orders: OrdersConfig = setting(None, "", factory=OrdersConfig)
     status: StatusConfig = setting(None, "", factory=StatusConfig)
     supervisor: SupervisorConfig = setting(None, "", factory=SupervisorConfig)
+    sim: SimConfig = setting(None, "", factory=SimConfig)
 
     def __attrs_post_init__(self) -> None:
         problems = self.cross_section_problems()
