@@ -21,7 +21,6 @@ import os
 import pkgutil
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Final
 
 import attrs
@@ -32,8 +31,8 @@ from engine.config import (
     DEFAULT_HEADER,
     EngineConfig,
     LoggingConfig,
-    load_config,
     render_toml,
+    resolve_config,
 )
 from engine.errors import ConfigError
 from engine.logsetup import FORMATS, LEVELS, add_secret, configure_logging
@@ -205,17 +204,10 @@ def _check_config(args: argparse.Namespace) -> int:
             return EXIT_USAGE
         sys.stdout.write(render_toml(EngineConfig(), header=DEFAULT_HEADER))
         return EXIT_OK
-    path = args.path
-    if path is None and Path(DEFAULT_CONFIG_PATH).is_file():
-        path = DEFAULT_CONFIG_PATH
-    if path is None:
+    cfg, source = resolve_config(args.path)
+    if args.path is None and source != DEFAULT_CONFIG_PATH:
         print(f"note: no {DEFAULT_CONFIG_PATH} here; showing the built-in defaults", file=sys.stderr)
-        cfg = EngineConfig()
-        source = "the built-in defaults"
-    else:
-        cfg = load_config(path)
-        source = str(path)
-    sys.stdout.write(render_toml(cfg, header=f"Effective configuration from {source} (valid)."))
+    sys.stdout.write(render_toml(cfg, header=f"Effective configuration from {source} (valid).", mark_changed=True))
     return EXIT_OK
 
 

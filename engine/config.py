@@ -52,6 +52,7 @@ __all__ = [
     "load_section",
     "parse_toml",
     "render_toml",
+    "resolve_config",
     "resolve_credentials",
 ]
 
@@ -391,6 +392,19 @@ def parse_toml(text: str, source: str = "<string>") -> dict[str, Any]:
         raise ConfigError([f"{source}: invalid TOML: {exc}"]) from exc
 
 
+def resolve_config(path: str | Path | None) -> tuple[EngineConfig, str]:
+    """The configuration to run with and where it came from.
+
+    ``path`` given: that file (it must exist). ``None``: ``./config.toml`` when present, else the built-in
+    defaults (described as such, so the caller can say which one it used).
+    """
+    if path is None:
+        if not Path(DEFAULT_CONFIG_PATH).is_file():
+            return EngineConfig(), "the built-in defaults"
+        path = DEFAULT_CONFIG_PATH
+    return load_config(path), str(path)
+
+
 def load_config(path: str | Path) -> EngineConfig:
     """Read, parse and validate a config file; every problem is in the one ConfigError."""
     file = Path(path)
@@ -479,7 +493,7 @@ def _section_doc(cls: type) -> str:
     return doc[0].strip() if doc else ""
 
 
-def _render_table(obj: Any, path: str, lines: list[str], *, array: bool = False) -> None:
+def _render_table(obj: Any, path: str, lines: list[str], *, array: bool = False, mark_changed: bool = False) -> None:
     cls = type(obj)
     header = f"[[{path}]]" if array else f"[{path}]"
     if path:
@@ -500,6 +514,11 @@ def _render_table(obj: Any, path: str, lines: list[str], *, array: bool = False)
         if _is_table_list(value):
             nested.append((key, value, True))
             continue
+        if mark_changed and not array and attribute.default is not attrs.NOTHING:
+            default = _default_value(attribute, obj)
+            if default != value and not attribute.metadata.get("secret"):
+                note = "unset" if default is None else _render_value(default)
+                comment = f"{comment or '#'} (changed; default {note})"
         if comment:
             lines.append(comment)
         if attribute.metadata.get("secret"):
@@ -512,22 +531,23 @@ def _render_table(obj: Any, path: str, lines: list[str], *, array: bool = False)
         sub = _join(path, _toml_key(key))
         if is_list:
             for item in value:
-                _render_table(item, sub, lines, array=True)
+                _render_table(item, sub, lines, array=True, mark_changed=mark_changed)
         else:
-            _render_table(value, sub, lines)
+            _render_table(value, sub, lines, mark_changed=mark_changed)
 
 
-def render_toml(cfg: Any, *, header: str = "") -> str:
+def render_toml(cfg: Any, *, header: str = "", mark_changed: bool = False) -> str:
     """The configuration ``cfg`` (any attrs section, usually EngineConfig) as commented TOML.
 
     Each key is preceded by its help text and unit; secret settings are never printed; ``None`` values are
-    written as a comment (TOML has no null, and leaving the key out means none).
+    written as a comment (TOML has no null, and leaving the key out means none). With ``mark_changed``, the
+    comment of every value that differs from its default says so and shows the default.
     """
     lines: list[str] = [f"# {line}".rstrip() for line in header.splitlines()]
     if lines:
         lines.append("")
     body: list[str] = []
-    _render_table(cfg, "", body)
+    _render_table(cfg, "", body, mark_changed=mark_changed)
     lines.extend(body)
     return "\n".join(lines).rstrip("\n") + "\n"
 

@@ -33,7 +33,8 @@ def test_check_config_valid_file_exits_0(tmp_path: Path) -> None:
     cfg.write_text('[feed]\ndepth_levels = 20\n[logging]\nformat = "json"\n', encoding="utf-8")
     result = _engine("check-config", str(cfg), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "depth_levels = 20\n" in result.stdout
+    assert "# levels per side in the REST depth snapshot (changed; default 100)\ndepth_levels = 20\n" in result.stdout
+    assert result.stdout.count("(changed;") == 2
     assert 'format = "json"\n' in result.stdout
     assert f"Effective configuration from {cfg}" in result.stdout
 
