@@ -31,6 +31,7 @@ import attrs
 
 from engine.confspec import at_least, greater_than, in_range, non_empty, setting
 from engine.errors import ConfigError
+from engine.logsetup import add_secret
 from engine.market.config import CacheConfig, FeedConfig
 from engine.nanpin.config import NanpinConfig
 from engine.runtime.policy import SupervisorConfig
@@ -763,7 +764,10 @@ class ApiCredentials:
 
 
 def resolve_credentials(section: EngineSection, environ: Mapping[str, str]) -> ApiCredentials:
-    """Read the key pair named by ``[engine]`` from ``environ`` (called once, at the CLI edge)."""
+    """Read the key pair named by ``[engine]`` from ``environ`` (called once, at the CLI edge).
+
+    The secret is registered with the log mask (``engine.logsetup.add_secret``) before it is returned.
+    """
     problems = []
     key = environ.get(section.api_key_env, "").strip()
     secret = environ.get(section.api_secret_env, "").strip()
@@ -773,4 +777,6 @@ def resolve_credentials(section: EngineSection, environ: Mapping[str, str]) -> A
         problems.append(f"engine.api_secret_env: environment variable {section.api_secret_env} is not set")
     if problems:
         raise ConfigError(problems)
+    # From here on the secret is masked in every log record, whoever logs it.
+    add_secret(secret)
     return ApiCredentials(api_key=key, api_secret=secret)

@@ -62,6 +62,16 @@ def test_secret_masked_in_message_args_extras_and_traceback(stream: io.StringIO)
     assert "ValueError: bad secret ***" in text
 
 
+def test_resolved_credentials_are_masked(stream: io.StringIO) -> None:
+    """Reading the API secret from the environment registers it with the log mask at once."""
+    from engine.config import EngineSection, resolve_credentials
+
+    value = "bW9yZS1zZWNyZXQtYnl0ZXMtZm9yLXRoZS1tYXNr"
+    creds = resolve_credentials(EngineSection(), {"BACKPACK_API_KEY": "pub", "BACKPACK_API_SECRET": value})
+    logging.getLogger("engine.test").warning("oops %s", creds.api_secret)
+    assert stream.getvalue().rstrip().endswith(f"oops {MASK}")
+
+
 def test_json_lines_carry_extras_and_exceptions() -> None:
     """JSON format writes one parseable object per record, with extras and the traceback."""
     out = io.StringIO()
