@@ -36,6 +36,7 @@ from engine.market.config import CacheConfig, FeedConfig
 from engine.nanpin.config import NanpinConfig
 from engine.runtime.policy import SupervisorConfig
 from engine.sim.config import SimConfig
+from engine.store.config import JournalConfig
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -602,8 +603,8 @@ class EngineSection:
         "BACKPACK_API_SECRET", "name of the environment variable holding the API secret (base64 ED25519 seed)",
         check=_env_var_name)
     state_dir: str = setting(
-        "state", "directory for the journal and other state (relative to the working directory)",
-        check=non_empty)
+        "var", "directory for run-time state such as recordings (relative to the working directory); "
+        "the journal file is [journal] path", check=non_empty)
 
     def __attrs_post_init__(self) -> None:
         if self.exchange == "simulator":
@@ -695,12 +696,13 @@ class EngineConfig:
     engine: EngineSection = setting(None, "", factory=EngineSection)
     logging: LoggingConfig = setting(None, "", factory=LoggingConfig)
     strategy: NanpinConfig = setting(None, "", factory=NanpinConfig)
-    feed: FeedConfig = setting(None, "", factory=FeedConfig)
-    cache: CacheConfig = setting(None, "", factory=CacheConfig)
     risk: RiskConfig = setting(None, "", factory=RiskConfig)
     orders: OrdersConfig = setting(None, "", factory=OrdersConfig)
-    status: StatusConfig = setting(None, "", factory=StatusConfig)
+    feed: FeedConfig = setting(None, "", factory=FeedConfig)
+    cache: CacheConfig = setting(None, "", factory=CacheConfig)
+    journal: JournalConfig = setting(None, "", factory=JournalConfig)
     supervisor: SupervisorConfig = setting(None, "", factory=SupervisorConfig)
+    status: StatusConfig = setting(None, "", factory=StatusConfig)
     sim: SimConfig = setting(None, "", factory=SimConfig)
 
     def __attrs_post_init__(self) -> None:
