@@ -36,6 +36,7 @@ from engine.market.config import CacheConfig, FeedConfig
 from engine.nanpin.config import NanpinConfig
 from engine.runtime.policy import SupervisorConfig
 from engine.sim.config import SimConfig
+from engine.sim.markets import DEFAULT_MARKETS
 from engine.store.config import JournalConfig
 
 __all__ = [
@@ -716,6 +717,15 @@ class EngineConfig:
         if self.engine.mode == "live" and self.engine.exchange != "backpack":
             problems.append(f"engine.mode: mode = \"live\" requires exchange = \"backpack\"; "
                             f"got exchange = {_render_value(self.engine.exchange)}")
+        if self.engine.exchange == "simulator":
+            market = self.strategy.market
+            kinds = {spec.symbol: spec.kind for spec in DEFAULT_MARKETS}
+            if market.symbol not in kinds:
+                problems.append(f"strategy.market.symbol: must be one of the simulator's markets "
+                                f"({', '.join(kinds)}) when exchange = \"simulator\"; got {market.symbol!r}")
+            elif kinds[market.symbol].lower() != market.market_type:
+                problems.append(f"strategy.market.market_type: {market.symbol} is a {kinds[market.symbol].lower()} "
+                                f"market on the simulator; got {market.market_type!r}")
         if self.orders.shutdown_grace_s > self.supervisor.shutdown_grace_s:
             # The supervisor bounds each actor's shielded cleanup; a longer cancel-all would be cut off.
             problems.append(f"orders.shutdown_grace_s: must be <= supervisor.shutdown_grace_s "

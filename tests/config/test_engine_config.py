@@ -244,3 +244,28 @@ def test_order_cancel_grace_fits_the_supervisor_grace() -> None:
     with pytest.raises(ConfigError) as info:
         EngineConfig.from_toml({"orders": {"shutdown_grace_s": 9.0}, "supervisor": {"shutdown_grace_s": 3.0}})
     assert info.value.problems == ["orders.shutdown_grace_s: must be <= supervisor.shutdown_grace_s (3.0); got 9.0"]
+
+
+@pytest.mark.parametrize(
+    ("market", "problem"),
+    [
+        ({"symbol": "ETH_USDC"},
+         "strategy.market.symbol: must be one of the simulator's markets (BTC_USDC, BTC_USDC_PERP) when "
+         "exchange = \"simulator\"; got 'ETH_USDC'"),
+        ({"symbol": "BTC_USDC_PERP"},
+         "strategy.market.market_type: BTC_USDC_PERP is a perp market on the simulator; got 'spot'"),
+    ],
+)
+def test_strategy_market_must_exist_on_the_simulator(market: dict[str, str], problem: str) -> None:
+    """With exchange = simulator the strategy's market must be one the simulator lists, of the same kind."""
+    with pytest.raises(ConfigError) as info:
+        EngineConfig.from_toml({"strategy": {"market": market}})
+    assert info.value.problems == [problem]
+
+
+def test_any_symbol_is_allowed_on_the_real_exchange() -> None:
+    """The simulator's market list does not constrain exchange = backpack."""
+    cfg = EngineConfig.from_toml({"engine": {"exchange": "backpack"}, "strategy": {"market": {"symbol": "SOL_USDC"}}})
+    assert cfg.strategy.market.symbol == "SOL_USDC"
+    perp = EngineConfig.from_toml({"strategy": {"market": {"symbol": "BTC_USDC_PERP", "market_type": "perp"}}})
+    assert perp.strategy.is_perp
