@@ -4,13 +4,18 @@ Owns the generic loader (:func:`load_section`) that builds any section declared 
 ``engine.confspec.setting`` from a parsed TOML mapping, the sections the engine itself owns (``[engine]``,
 ``[logging]``, ``[risk]``, ``[orders]``, ``[status]``), the composed :class:`EngineConfig`, and
 :func:`render_toml`, which writes a configuration back as commented TOML from the same declarations.
+Sections declared elsewhere and composed here: ``[strategy]`` (engine.nanpin.config), ``[feed]`` and
+``[cache]`` (engine.market.config), ``[journal]`` (engine.store.config), ``[supervisor]``
+(engine.runtime.policy) and ``[sim]`` (engine.sim.config).
 
 Rule 1: loading never stops at the first problem. Every unknown key, wrong type, failed validator and
 failed cross-field check in the whole file is collected as ``<toml.path>: <message>`` and raised once as
 :class:`engine.errors.ConfigError`.
 Rule 2: the file never holds secret values, only the *names* of the environment variables that hold them;
 :func:`resolve_credentials` reads them once, at the edge (the CLI), never inside an actor.
-Rule 3: ``render_toml(cfg)`` parsed and loaded again gives back ``cfg`` (for every value TOML can express).
+Rule 3: invariants that span sections (live needs the real exchange; the simulator must list the strategy's
+market; order cancellation fits the supervisor's cleanup bound) are checked at load time, by path.
+Rule 4: ``render_toml(cfg)`` parsed and loaded again gives back ``cfg`` (for every value TOML can express).
 """
 
 from __future__ import annotations
