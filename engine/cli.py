@@ -103,13 +103,13 @@ def registered_commands() -> tuple[str, ...]:
     return tuple(_REGISTRY)
 
 
-def _load_command_modules() -> None:
-    """Import every module of COMMAND_PACKAGE so that it registers its commands (absent package: none)."""
-    if importlib.util.find_spec(COMMAND_PACKAGE) is None:
+def _load_command_modules(package_name: str) -> None:
+    """Import every module of ``package_name`` so that each registers its commands (absent package: none)."""
+    if importlib.util.find_spec(package_name) is None:
         return
-    package = importlib.import_module(COMMAND_PACKAGE)
+    package = importlib.import_module(package_name)
     for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
-        importlib.import_module(f"{COMMAND_PACKAGE}.{info.name}")
+        importlib.import_module(f"{package_name}.{info.name}")
 
 
 def _level(text: str) -> str:
@@ -153,10 +153,13 @@ def apply_logging(args: argparse.Namespace, section: LoggingConfig) -> None:
                       getattr(args, "log_format", None) or section.format)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv`` (default: sys.argv[1:]), run the command and return its exit code."""
+def main(argv: Sequence[str] | None = None, *, command_package: str = COMMAND_PACKAGE) -> int:
+    """Parse ``argv`` (default: sys.argv[1:]), run the command and return its exit code.
+
+    Every module of ``command_package`` is imported first, so the commands it registers are available.
+    """
     arguments = list(sys.argv[1:] if argv is None else argv)
-    _load_command_modules()
+    _load_command_modules(command_package)
     parser = build_parser()
     try:
         args = parser.parse_args(arguments)

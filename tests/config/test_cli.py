@@ -205,3 +205,32 @@ def test_config_error_from_a_handler_exits_2(capsys: pytest.CaptureFixture[str])
         unregister_command("explode")
     err = capsys.readouterr().err.splitlines()
     assert err[-2:] == ["a.b: first", "c: second"]
+
+
+def test_command_package_modules_register_themselves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A module dropped into the command package registers its command without any edit to the parser."""
+    package = tmp_path / "scratch_cmds"
+    package.mkdir()
+    (package / "__init__.py").write_text('"""Scratch command package."""\n', encoding="utf-8")
+    (package / "hello.py").write_text(
+        "from engine.cli import register_command\n"
+        "def add(parser):\n"
+        "    parser.add_argument('--name', required=True)\n"
+        "def handler(args):\n"
+        "    print('hello', args.name)\n"
+        "    return 0\n"
+        "register_command('hello', add, handler, help='say hello')\n",
+        encoding="utf-8",
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        assert main(["hello", "--name", "world"], command_package="scratch_cmds") == 0
+        assert capsys.readouterr().out == "hello world\n"
+        assert main(["hello"], command_package="scratch_cmds") == 2
+        assert "the following arguments are required: --name" in capsys.readouterr().err
+    finally:
+        unregister_command("hello")
+        for name in ("scratch_cmds.hello", "scratch_cmds"):
+            sys.modules.pop(name, None)
