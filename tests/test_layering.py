@@ -13,8 +13,19 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
-# Packages (or single modules) that must stay sans-I/O (DESIGN.md section 3, STYLE.md item 1).
-PURE = ("engine.backpack", "engine.nanpin", "engine.orders", "engine.sim.core", "engine.sim.matching")
+# Packages (or single modules) that must stay sans-I/O (DESIGN.md section 3, STYLE.md item 1); each one's
+# docstring promises it. A name not in the tree yet is skipped, and checked as soon as it lands.
+PURE = (
+    "engine.backpack",
+    "engine.nanpin",
+    "engine.orders",
+    "engine.market",
+    "engine.sim.core",
+    "engine.sim.matching",
+    "engine.sim.accounts",
+    "engine.sim.markets",
+    "engine.sim.replay",
+)
 FORBIDDEN = ("trio", "httpx", "trio_websocket", "hypercorn", "asyncio", "socket")
 # Calls that read a clock; pure code gets time passed in instead.
 CLOCK_CALLS = {
@@ -57,14 +68,15 @@ def test_pure_package_imports_no_io_library(package: str) -> None:
         "import importlib, json, sys\n"
         f"for name in {_module_names(package)!r}:\n"
         "    importlib.import_module(name)\n"
-        f"bad = sorted(m for m in sys.modules if m.split('.')[0] in {FORBIDDEN!r})\n"
+        f"bad = sorted({{m.split('.')[0] for m in sys.modules}} & set({FORBIDDEN!r}))\n"
         "print(json.dumps(bad))\n"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     result = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True,
                             timeout=60, check=False)
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == [], f"{package} pulls in I/O libraries"
+    # A parent package's __init__ counts: importing engine.sim.matching runs engine/sim/__init__.py first.
+    assert json.loads(result.stdout) == [], f"importing {package} (and its parent packages) loads I/O libraries"
 
 
 def _imported_roots(tree: ast.AST) -> set[str]:
