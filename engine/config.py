@@ -718,31 +718,42 @@ class EngineConfig:
 
     def cross_section_problems(self) -> list[str]:
         """Invariants that span sections, each as ``<toml.path>: <message>``."""
-        problems: list[str] = []
+        return [message for _sections, message in self._cross_section_checks()]
+
+    def _cross_section_checks(self) -> list[tuple[tuple[str, ...], str]]:
+        """(sections involved, problem) for every broken cross-section invariant."""
+        found: list[tuple[tuple[str, ...], str]] = []
         if self.engine.mode == "live" and self.engine.exchange != "backpack":
-            problems.append(f"engine.mode: mode = \"live\" requires exchange = \"backpack\"; "
-                            f"got exchange = {_render_value(self.engine.exchange)}")
+            found.append((("engine",), f"engine.mode: mode = \"live\" requires exchange = \"backpack\"; "
+                                       f"got exchange = {_render_value(self.engine.exchange)}"))
         if self.engine.exchange == "simulator":
             market = self.strategy.market
-            kinds = {spec.symbol: spec.kind for spec in DEFAULT_MARKETS}
+            kinds = {spec.symbol: spec.kind.lower() for spec in DEFAULT_MARKETS}
             if market.symbol not in kinds:
-                problems.append(f"strategy.market.symbol: must be one of the simulator's markets "
-                                f"({', '.join(kinds)}) when exchange = \"simulator\"; got {market.symbol!r}")
-            elif kinds[market.symbol].lower() != market.market_type:
-                problems.append(f"strategy.market.market_type: {market.symbol} is a {kinds[market.symbol].lower()} "
-                                f"market on the simulator; got {market.market_type!r}")
+                found.append((("engine", "strategy"),
+                              f"strategy.market.symbol: must be one of the simulator's markets "
+                              f"({', '.join(kinds)}) when exchange = \"simulator\"; got {market.symbol!r}"))
+            elif kinds[market.symbol] != market.market_type:
+                found.append((("engine", "strategy"),
+                              f"strategy.market.market_type: {market.symbol} is a {kinds[market.symbol]} "
+                              f"market on the simulator; got {market.market_type!r}"))
         if self.orders.shutdown_grace_s > self.supervisor.shutdown_grace_s:
             # The supervisor bounds each actor's shielded cleanup; a longer cancel-all would be cut off.
-            problems.append(f"orders.shutdown_grace_s: must be <= supervisor.shutdown_grace_s "
-                            f"({self.supervisor.shutdown_grace_s}); got {self.orders.shutdown_grace_s}")
-        return problems
+            found.append((("orders", "supervisor"),
+                          f"orders.shutdown_grace_s: must be <= supervisor.shutdown_grace_s "
+                          f"({self.supervisor.shutdown_grace_s}); got {self.orders.shutdown_grace_s}"))
+        return found
 
     @classmethod
     def from_toml(cls, data: Mapping[str, Any]) -> EngineConfig:
-        """Build from a parsed TOML document; ConfigError lists every problem in it."""
+        """Build from a parsed TOML document; ConfigError lists every problem in it.
+
+        Cross-section invariants are checked too, except those that involve a section that already failed
+        (they would judge values the user has not finished fixing).
+        """
         problems: list[str] = []
         sections: dict[str, Any] = {}
-        failed = False
+        failed: set[str] = set()
         hints = _hints(cls)
         known = {_key(a) for a in _init_fields(cls)}
         for key in data:
@@ -756,19 +767,19 @@ class EngineConfig:
                 continue
             value = _convert_item(hints[attribute.name], data[key], key, problems)
             if value is _FAILED:
-                failed = True
+                failed.add(key)
             else:
                 sections[key] = value
-        if failed or problems:
-            raise ConfigError(problems)
-        # Check the cross-section invariants on a probe first, so their messages keep their own paths.
+        # Check the cross-section invariants on a probe (defaults standing in for failed sections), so their
+        # messages keep their own paths instead of surfacing as one __attrs_post_init__ error.
         probe: EngineConfig = cls.__new__(cls)
         for attribute in _init_fields(cls):
             value = sections[_key(attribute)] if _key(attribute) in sections else _default_value(attribute, probe)
             object.__setattr__(probe, attribute.name, value)
-        cross = probe.cross_section_problems()
-        if cross:
-            raise ConfigError(cross)
+        problems += [message for involved, message in probe._cross_section_checks()
+                     if not failed.intersection(involved)]
+        if problems:
+            raise ConfigError(problems)
         return cls(**sections)
 
 

@@ -269,3 +269,15 @@ def test_any_symbol_is_allowed_on_the_real_exchange() -> None:
     assert cfg.strategy.market.symbol == "SOL_USDC"
     perp = EngineConfig.from_toml({"strategy": {"market": {"symbol": "BTC_USDC_PERP", "market_type": "perp"}}})
     assert perp.strategy.is_perp
+
+
+def test_cross_section_problems_reported_alongside_section_problems() -> None:
+    """A broken cross-section rule is reported with unrelated bad values, but not over a section that failed."""
+    with pytest.raises(ConfigError) as info:
+        EngineConfig.from_toml({"engine": {"mode": "live"}, "risk": {"max_open_orders": 0},
+                                "orders": {"shutdown_grace_s": "x"}, "supervisor": {"shutdown_grace_s": 1.0}})
+    assert sorted(info.value.problems) == [
+        'engine.mode: mode = "live" requires exchange = "backpack"; got exchange = "simulator"',
+        'orders.shutdown_grace_s: expected a number; got string "x"',
+        "risk.max_open_orders: must be in [1, inf]; got 0",
+    ]
