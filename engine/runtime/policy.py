@@ -6,8 +6,9 @@
   else - ``FatalError`` (config, auth, invariant) or an unclassified bug - stops the whole engine;
 * how long to wait before the next attempt (``backoff``; the first retry is immediate);
 * when to give up (more than ``max_restarts`` restarts of one actor within ``within_s`` seconds: the
-  Erlang "restart intensity"), and when a run was healthy long enough (``reset_after_s``) that the backoff
-  attempt counter starts again from 0.
+  Erlang "restart intensity"), and when a run was healthy long enough (``reset_after_s``, counted from
+  the moment the failed attempt signalled readiness) that the backoff attempt counter starts again from
+  0, i.e. the next restart is immediate again.
 
 Invariant: a policy is immutable and holds no clock; the supervisor passes times in.
 """

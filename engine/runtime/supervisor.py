@@ -21,8 +21,20 @@ Rules this module keeps (DESIGN.md section 2, STYLE.md items 4, 5, 7-9, 11, 14):
   dependency order) so that the total shutdown time is one grace period, not one per layer.
 
 Restart-safe wiring: an actor that closes its channel ends with ``async with`` would hand a closed end to
-its next attempt. Keep the original ends in the wiring and give every attempt a ``clone()``, e.g.
-``run=lambda *, task_status: run_feed(cfg, out.clone(), task_status=task_status)``.
+its next attempt. Keep the original ends in the wiring and give every attempt a ``clone()``; the originals
+also keep the channel open while the actor on the other side is between attempts::
+
+    async def run_feed(cfg: FeedConfig, out: LatestSender[Ticker], *,
+                       task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> NoReturn:
+        async with out:
+            ...  # connect, subscribe
+            task_status.started()
+            ...  # raise FeedDisconnected / FeedStale; the supervisor restarts with backoff
+
+    tx, rx = open_latest_channel[Ticker]()
+    spec = ActorSpec(name="feed", run=lambda *, task_status: run_feed(cfg, tx.clone(),
+                                                                     task_status=task_status),
+                     policy=sup_cfg.to_policy())
 
 Actor lifecycle (``ActorState``) follows the ``TRANSITIONS`` table; any other change is an
 ``InvariantViolation``.
@@ -32,6 +44,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import math
 import random
 from collections import deque
 from collections.abc import Awaitable, Iterable, Sequence
@@ -98,8 +111,6 @@ TRANSITIONS: dict[tuple[ActorState, ActorEvent], ActorState] = {
     (S.RUNNING, E.CANCELLED): S.STOPPED,
     (S.BACKOFF, E.RETRY): S.STARTING,
     (S.BACKOFF, E.CANCELLED): S.STOPPED,
-    # A restartable error raised by cleanup during shutdown is recorded, not restarted.
-    (S.STOPPED, E.CRASHED): S.STOPPED,
 }
 del S, E
 
@@ -109,6 +120,12 @@ def cleanup_scope(grace_s: float) -> trio.CancelScope:
     return trio.move_on_after(grace_s, shield=True)
 
 
+def _names(value: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(value, str):
+        raise TypeError(f"depends_on takes a sequence of actor names, not the string {value!r}")
+    return tuple(value)
+
+
 @attrs.frozen(kw_only=True)
 class ActorSpec:
     """One supervised actor: its name, entry point, restart policy and start-order dependencies."""
@@ -116,7 +133,7 @@ class ActorSpec:
     name: str = attrs.field(validator=non_empty)
     run: ActorRun
     policy: RestartPolicy = attrs.field(factory=RestartPolicy)
-    depends_on: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    depends_on: tuple[str, ...] = attrs.field(default=(), converter=_names)
 
 
 @attrs.frozen(kw_only=True)
@@ -125,7 +142,7 @@ class ActorStats:
 
     name: str
     state: ActorState
-    restarts: int
+    restarts: int  # restarts that happened (a restart still waiting in backoff is not counted)
     last_error: str | None
     started_at: float | None  # when the current (or last) attempt signalled readiness
 
@@ -270,12 +287,15 @@ class Supervisor:
     ) -> SupervisorStatistics:
         """Start every actor, signal ``task_status.started(self)`` once all are ready, supervise them.
 
-        Returns the final statistics after ``shutdown()``. Raises the fatal error (unwrapped) that stopped
-        the engine: ``RestartIntensityExceeded``, any ``FatalError``, or an actor's unclassified bug.
+        Returns the final statistics after ``shutdown()``; if that came before every actor was ready,
+        ``started`` is signalled on the way out, so ``nursery.start`` still returns the handle. Raises the
+        fatal error (unwrapped) that stopped the engine: ``RestartIntensityExceeded``, any ``FatalError``,
+        or an actor's unclassified bug.
         """
         if self._ran:
             raise InvariantViolation("a Supervisor runs once; build a new one to run again")
         self._ran = True
+        signalled = False
         error: BaseException
         try:
             async with trio.open_nursery() as nursery:
@@ -287,9 +307,14 @@ class Supervisor:
                 for slot in self._order:
                     await slot.ready.wait()
                 task_status.started(self)
+                signalled = True
         except BaseExceptionGroup as group:
             error = _pick_error(group)
         else:
+            if not signalled:
+                # shutdown() came before every actor was ready. Hand out the (already stopped) supervisor
+                # rather than let nursery.start fail with "child exited without calling started()".
+                task_status.started(self)
             return self.statistics()
         raise error
 
@@ -307,7 +332,13 @@ class Supervisor:
             self._transition(slot, ActorEvent.CANCELLED)
             raise
         self._transition(slot, ActorEvent.DEPS_READY)
-        await nursery.start(self._supervise, slot)
+        try:
+            await nursery.start(self._supervise, slot)
+        except trio.Cancelled:
+            # Cancelled before _supervise ran at all (it records its own cancellation otherwise).
+            if slot.state is ActorState.STARTING:
+                self._transition(slot, ActorEvent.CANCELLED)
+            raise
 
     async def _supervise(self, slot: _Slot, *, task_status: trio.TaskStatus[None]) -> None:
         slot.outer_status = task_status
@@ -329,6 +360,7 @@ class Supervisor:
                 self._transition(slot, ActorEvent.CANCELLED)
                 raise
             self._transition(slot, ActorEvent.RETRY)
+            slot.restarts += 1
 
     def _on_failure(self, slot: _Slot, exc: Exception) -> float | None:
         """Decide what one failure means: the restart time, None (shutting down), or raise to stop all."""
@@ -342,9 +374,10 @@ class Supervisor:
             logger.error("actor %s failed (%s); stopping the engine", spec.name, slot.last_error,
                          exc_info=exc)
             raise exc
-        if self._shutdown_reason is not None:
-            self._transition(slot, ActorEvent.CANCELLED if slot.state is not ActorState.STOPPED
-                             else ActorEvent.CRASHED)
+        if self._shutdown_reason is not None or trio.current_effective_deadline() == -math.inf:
+            # The tree is stopping (shutdown, a fatal error elsewhere, or an outer cancel): a restartable
+            # error raised by cleanup is recorded, not restarted.
+            self._transition(slot, ActorEvent.CANCELLED)
             logger.warning("actor %s failed during shutdown (%s)", spec.name, slot.last_error, exc_info=exc)
             return None
         while slot.restart_times and slot.restart_times[0] <= now - policy.within_s:
@@ -361,12 +394,11 @@ class Supervisor:
             slot.attempt = 0
         delay = policy.backoff.delay(slot.attempt, self._rng)
         slot.attempt += 1
-        slot.restarts += 1
         slot.restart_times.append(now)
         slot.started_at = None
         self._transition(slot, ActorEvent.CRASHED)
         logger.warning("actor %s failed (%s); restart %d in %.3fs", spec.name, slot.last_error,
-                       slot.restarts, delay, exc_info=exc)
+                       slot.restarts + 1, delay, exc_info=exc)
         return now + delay
 
 
