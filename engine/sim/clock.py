@@ -65,6 +65,10 @@ class SimClock:
         """Host wall-clock milliseconds plus ``skew_ms`` (``/api/v1/time``, signature windows)."""
         return self._wall_us() // 1000 + skew_ms
 
+    def host_now_us(self) -> int:
+        """Host wall-clock microseconds (no skew)."""
+        return self._wall_us()
+
     def market_now_us(self) -> int:
         """Current market time; for an unbounded speed, the last time the stepper advanced to."""
         if not self.unbounded:

@@ -103,6 +103,10 @@ class SimConfig:
     history_limit_per_min: int = setting(30, "requests per minute on history endpoints (klines, trades/history)",
                                          check=at_least(1))
     rate_limits: bool = setting(True, "enforce the request rate limits (429 when exceeded)")
+    firehose_rate: int = setting(
+        0, "benchmark mode: frames per second of synthetic depth/bookTicker/trade frames for firehose_symbol "
+           "(the market stepper is paused; 0 = off)", unit="frames/s", check=at_least(0))
+    firehose_symbol: str = setting("BTC_USDC_PERP", "symbol of the firehose frames", check=non_empty)
     api_keys: list[str] = setting(None, "accepted API keys (base64 public keys); empty = any valid key",
                                   factory=list)
     faults: FaultConfig = setting(None, "faults injected from the start", factory=FaultConfig)

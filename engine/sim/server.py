@@ -238,6 +238,55 @@ class SimApp:
         self._counts["steps"] += 1
         self.publish(emits)
 
+    async def run_firehose(self) -> NoReturn:
+        """Benchmark mode: push synthetic but well-formed depth/bookTicker/trade frames at ``firehose_rate``.
+
+        Frames come from string templates (no per-frame dict encoding) and keep their own consistent sequence:
+        depth ``U == previous u + 1``, bookTicker ``u`` equal to the depth update that produced it, trade ids
+        increasing. The market stepper does not run in this mode, so the ids are not those of REST ``/depth``.
+        """
+        symbol = self.cfg.firehose_symbol
+        depth, book, trade = f"depth.{symbol}", f"bookTicker.{symbol}", f"trade.{symbol}"
+        tick_s = 0.005
+        per_tick = self.cfg.firehose_rate * tick_s
+        owed = 0.0
+        seq = 1_000_000_000
+        trade_id = 1
+        next_wake = trio.current_time()
+        while True:
+            next_wake = max(next_wake + tick_s, trio.current_time())
+            await trio.sleep_until(next_wake)
+            owed += per_tick
+            count = int(owed)
+            owed -= count
+            now_us = self.clock.host_now_us()
+            for i in range(count):
+                kind = i % 3
+                ticks = 500_000 + seq % 100
+                bid = f"{ticks // 10}.{ticks % 10}"
+                ask = f"{(ticks + 1) // 10}.{(ticks + 1) % 10}"
+                if kind == 0:
+                    seq += 1
+                    frame = (f'{{"stream":"{depth}","data":{{"E":{now_us},"T":{now_us},"U":{seq},'
+                             f'"a":[["{ask}","0.50000"]],"b":[["{bid}","0.40000"]],"e":"depth","s":"{symbol}",'
+                             f'"u":{seq}}}}}')
+                    self._deliver_raw(depth, frame)
+                elif kind == 1:
+                    frame = (f'{{"stream":"{book}","data":{{"A":"0.50000","B":"0.40000","E":{now_us},'
+                             f'"T":{now_us},"a":"{ask}","b":"{bid}","e":"bookTicker","s":"{symbol}","u":{seq}}}}}')
+                    self._deliver_raw(book, frame)
+                else:
+                    trade_id += 1
+                    frame = (f'{{"stream":"{trade}","data":{{"E":{now_us},"T":{now_us},"a":"1","b":"2",'
+                             f'"e":"trade","m":false,"p":"{ask}","q":"0.00100","s":"{symbol}","t":{trade_id}}}}}')
+                    self._deliver_raw(trade, frame)
+
+    def _deliver_raw(self, stream: str, frame: str) -> None:
+        members = self.subs.members(stream)
+        if members:
+            for conn in list(members):
+                self._push(conn, frame)
+
     async def _wait_outboxes_drained(self) -> None:
         # Unbounded speed: let each client catch up to half its outbox (at most 1 s per client) so that "as
         # fast as possible" means as fast as the consumers read, not "drop everyone".
@@ -895,7 +944,10 @@ async def serve_simulator(
     async with trio.open_nursery() as nursery:
         binds: list[str] = await nursery.start(hypercorn.trio.serve, app, hconfig)
         port = int(binds[0].rpartition(":")[2])
-        nursery.start_soon(app.run_market)
+        if cfg.firehose_rate:
+            nursery.start_soon(app.run_firehose)
+        else:
+            nursery.start_soon(app.run_market)
         nursery.start_soon(app.run_fault_timers)
         for window in DEPTH_WINDOWS_MS:
             nursery.start_soon(app.run_depth_windows, window)
