@@ -6,8 +6,9 @@ imported before parsing so that each can register its own commands (``run``, ``s
 ``record``, ``replay``) without touching this file. ``check-config`` and ``keygen`` are built in.
 
 Rule 1: only registered commands appear in ``--help``; with no command, ``run`` is used when registered.
-Rule 2: exit codes are 0 success, 2 bad input (CLI arguments or configuration, every problem on stderr, one
-per line), 130 interrupted; anything else a handler returns is passed through.
+Rule 2: exit codes are 0 success, 1 a FatalError (one line on stderr), 2 bad input (CLI arguments or
+configuration, every problem on stderr, one per line), 130 interrupted; a handler's own code is passed
+through.
 Rule 3: a secret is written only where the user asked (a 0600 file), or printed once with a warning.
 """
 
@@ -34,7 +35,7 @@ from engine.config import (
     render_toml,
     resolve_config,
 )
-from engine.errors import ConfigError
+from engine.errors import ConfigError, FatalError
 from engine.logsetup import FORMATS, LEVELS, add_secret, configure_logging
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
 COMMAND_PACKAGE: Final = "engine.commands"
 PROG: Final = "python -m engine"
 EXIT_OK: Final = 0
+EXIT_FATAL: Final = 1
 EXIT_USAGE: Final = 2
 EXIT_INTERRUPTED: Final = 130
 
@@ -176,6 +178,12 @@ def main(argv: Sequence[str] | None = None, *, command_package: str = COMMAND_PA
     except ConfigError as exc:
         _print_problems(exc)
         return EXIT_USAGE
+    except FatalError as exc:
+        # Fatal errors are expected outcomes (keys rejected, an invariant broken): one clear line, and the
+        # traceback only at debug level.
+        log.debug("command %s stopped", args.command, exc_info=True)
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FATAL
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -234,3 +234,18 @@ def test_command_package_modules_register_themselves(
         unregister_command("hello")
         for name in ("scratch_cmds.hello", "scratch_cmds"):
             sys.modules.pop(name, None)
+
+
+def test_fatal_error_from_a_handler_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+    """A FatalError other than ConfigError exits 1 with one line naming the error."""
+    from engine.errors import AuthError
+
+    def handler(_args: argparse.Namespace) -> int:
+        raise AuthError("API key rejected")
+
+    register_command("deny", lambda p: None, handler, help="raises")
+    try:
+        assert main(["deny"]) == 1
+    finally:
+        unregister_command("deny")
+    assert capsys.readouterr().err.splitlines()[-1] == "error: AuthError: API key rejected"
