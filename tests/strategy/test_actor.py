@@ -12,6 +12,7 @@ from pathlib import Path
 import attrs
 import pytest
 import trio
+import trio.lowlevel
 import trio.testing
 
 from actors.strategy import run_strategy, state_key
@@ -163,7 +164,8 @@ async def test_price_entering_a_band_decides_at_once(autojump_clock: trio.testin
             assert proposal.decided_at_ms == NOW_MS + 11_000
             assert proposal.view_version == rig.market.version
             status = rig.status.get_nowait()[1]
-            assert status.decided_at_ms == NOW_MS + 11_000 and status.blocks == ()
+            assert status.decided_at_ms == NOW_MS + 11_000
+            assert status.blocks == ()
 
 
 async def test_one_outstanding_proposal_per_intent(autojump_clock: trio.testing.MockClock,
@@ -176,7 +178,8 @@ async def test_one_outstanding_proposal_per_intent(autojump_clock: trio.testing.
         async with running(rig):
             await keep_fresh(rig, IN_BAND, 185)  # keep the price fresh so every decision is unblocked
             status = rig.status.get_nowait()[1]
-    assert status.decided_at_ms == NOW_MS + 180_000 and status.blocks == ()
+    assert status.decided_at_ms == NOW_MS + 180_000
+    assert status.blocks == ()
     assert [p.intent.intent_id for _, p in rig.proposals] == [rig.proposals[0][1].intent.intent_id]
     _, outstanding = saved_state(rig)
     assert outstanding == {rig.proposals[0][1].intent.intent_id: NOW_MS}
@@ -221,7 +224,8 @@ async def test_restart_reloads_state_and_never_reproposes_a_filled_level(
     assert len(rig.proposals) == 1
     after = saved_state(rig)
     assert after[0].filled_levels == before[0].filled_levels == {"61.8"}
-    assert after[0].entries_total == 1 and after[1] == {}
+    assert after[0].entries_total == 1
+    assert after[1] == {}
     assert "COOLDOWN" in rig.status.get_nowait()[1].blocks
 
 
@@ -262,7 +266,7 @@ async def test_no_proposal_before_the_account_is_reconciled(autojump_clock: trio
             await trio.sleep(5)
             assert rig.proposals == []
             rig.account.set(snapshot())
-            await trio.sleep(0)
+            await trio.lowlevel.checkpoint()
             await trio.sleep(1)
     assert [at for at, _ in rig.proposals] == [5]
 

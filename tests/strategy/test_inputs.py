@@ -75,7 +75,8 @@ def test_spot_falls_back_to_the_mid_quote_when_the_book_is_not_fresh() -> None:
     """Spot: a stale book is skipped for the cache's mid quote (its own priority rule), never kept."""
     state = state_of("BTC_USDC", book_summary=book(Decimal("100000"), fresh=False), mid=price("99000", age_s=1))
     obs = reference_price(state, NOW_MS, perp=False)
-    assert obs is not None and obs.value == Decimal("99000")
+    assert obs is not None
+    assert obs.value == Decimal("99000")
     assert obs.ts == NOW - timedelta(seconds=1)
 
 
@@ -83,14 +84,16 @@ def test_perp_price_is_the_mark_price() -> None:
     """Perp: the mark quote, even when a fresh book says otherwise."""
     state = state_of("BTC_USDC_PERP", book_summary=book(Decimal("100000")), mark=price("100100"))
     obs = reference_price(state, NOW_MS, perp=True)
-    assert obs is not None and obs.value == Decimal("100100")
+    assert obs is not None
+    assert obs.value == Decimal("100100")
 
 
 def test_a_view_without_the_market_gives_no_bars_and_no_price() -> None:
     """The configured market missing from the view blocks on price and bars instead of failing."""
     view = view_of(state_of("ETH_USDC", mid=price("3000")), as_of_ms=NOW_MS)
     inp = decision_input(SPOT, view, snapshot(), PERP_RULES, now_ms=NOW_MS)
-    assert inp.price is None and inp.bars == ()
+    assert inp.price is None
+    assert inp.bars == ()
     assert {"PRICE_STALE", "BARS_STALE"} <= decide(inp, StrategyState(), SPOT).codes("BLOCK")
 
 
@@ -110,7 +113,8 @@ def test_bars_are_the_closed_daily_candles_at_midnight_utc(first_day: int, n: in
     expected = closed if limit is None else closed[-limit:]
     assert list(out) == expected
     for bar in out:
-        assert bar.start.tzinfo is not None and bar.start.utcoffset() == timedelta(0)
+        assert bar.start.tzinfo is not None
+        assert bar.start.utcoffset() == timedelta(0)
         assert (bar.start.hour, bar.start.minute, bar.start.second, bar.start.microsecond) == (0, 0, 0, 0)
         assert bar.start + timedelta(days=1) <= ms_to_datetime(now_ms)
 
@@ -237,7 +241,8 @@ def test_status_reports_levels_blocks_and_the_next_level() -> None:
     assert [lb.name for lb in status.levels] == [lv.name for lv in decision.diag.levels]
     assert {lb.name for lb in status.levels if lb.filled} == {"23.6"}
     assert status.blocks == tuple(sorted(decision.codes("BLOCK")))
-    assert status.next_level is not None and not status.next_level.filled
+    assert status.next_level is not None
+    assert not status.next_level.filled
     assert status.next_level.band_lo <= Decimal(105000)
     assert all(lb.price <= status.next_level.price for lb in status.levels
                if not lb.filled and lb.band_lo <= Decimal(105000))
