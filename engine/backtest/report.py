@@ -234,7 +234,10 @@ def _nice_ticks(lo: float, hi: float, *, log: bool) -> list[float]:
                 v = m * 10.0 ** k
                 if lo <= v <= hi:
                     ticks.append(v)
-        return ticks
+        if len(ticks) >= 3:
+            return ticks
+        # A narrow range on a log axis: linear ticks still label it usefully.
+        return [v for v in _nice_ticks(lo, hi, log=False) if v > 0]
     span = hi - lo
     if span <= 0:
         return [lo]
