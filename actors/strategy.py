@@ -152,7 +152,6 @@ class _Strategy:
         self.key = state_key(cfg.market.symbol)
         self.state, self.outstanding = self._load()
         self.view: MarketView | None = None
-        self.view_version = 0
         self.snapshot: AccountSnapshot | None = None
         self.decided = False
         self.decided_account: tuple[Any, ...] | None = None
@@ -207,7 +206,7 @@ class _Strategy:
         return next((name for name, lo, hi in self.bands if lo <= price.value <= hi), None)
 
     async def on_market(self, message: _MarketChanged) -> None:
-        self.view, self.view_version = message.view, message.version
+        self.view = message.view
         band = self._band_of(message.view)
         entered = band is not None and band != self.in_band
         self.in_band = band
@@ -261,7 +260,7 @@ class _Strategy:
             logger.info("holding %d intent(s): the account is not reconciled yet", len(decision.intents))
             return
         for intent in decision.intents:
-            self._propose(intent, now)
+            self._propose(intent, now, view.version)
 
     def _log_blocks(self, decision: Decision, reason: str) -> None:
         blocks = decision.codes("BLOCK") | decision.codes("HALT")
@@ -295,10 +294,10 @@ class _Strategy:
         if released:
             self.persist()
 
-    def _propose(self, intent: OrderIntent, now: int) -> None:
+    def _propose(self, intent: OrderIntent, now: int, view_version: int) -> None:
         if intent.intent_id in self.outstanding:
             return
-        proposal = Proposal(intent=intent, decided_at_ms=now, view_version=self.view_version)
+        proposal = Proposal(intent=intent, decided_at_ms=now, view_version=view_version)
         try:
             self.outbox.send_nowait(proposal)
         except trio.WouldBlock:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -162,7 +163,7 @@ async def test_price_entering_a_band_decides_at_once(autojump_clock: trio.testin
             assert at == 11
             assert proposal.intent.level == "61.8"
             assert proposal.decided_at_ms == NOW_MS + 11_000
-            assert proposal.view_version == rig.market.version
+            assert proposal.view_version == rig.market.get_nowait()[1].version
             status = rig.status.get_nowait()[1]
             assert status.decided_at_ms == NOW_MS + 11_000
             assert status.blocks == ()
@@ -270,3 +271,36 @@ async def test_no_proposal_before_the_account_is_reconciled(autojump_clock: trio
             await trio.sleep(1)
     assert [at for at, _ in rig.proposals] == [5]
 
+
+
+async def test_material_account_change_decides_at_once(autojump_clock: trio.testing.MockClock,
+                                                      journal: Journal) -> None:
+    """A new balance decides immediately; a snapshot differing only in its timestamp does not."""
+    rig = make_rig(journal)
+    rig.publish(OUTSIDE)
+    rig.account.set(snapshot())
+    with trio.fail_after(1000):
+        async with running(rig):
+            await trio.sleep(10)
+            rig.account.set(snapshot(as_of_ms=NOW_MS + 10_000))
+            await trio.sleep(10)
+            rig.account.set(snapshot(quote=9000))
+            times = await decisions_until(rig, 25)
+    assert times == [20_000]
+    assert rig.status.get_nowait()[1].decided_at_ms == NOW_MS + 20_000
+
+
+async def test_block_reasons_are_logged_once_per_change(autojump_clock: trio.testing.MockClock, journal: Journal,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    """Four decisions with the same blocks log them once; a new set of blocks is logged again."""
+    caplog.set_level(logging.INFO, logger="engine.strategy")
+    rig = make_rig(journal)
+    rig.publish(OUTSIDE)
+    rig.account.set(snapshot())
+    with trio.fail_after(1000):
+        async with running(rig):
+            await trio.sleep(185)  # decisions at 0, 60, 120, 180; the price goes stale after 15 s
+    blocked = [r.getMessage() for r in caplog.records if r.getMessage().startswith("entries blocked")]
+    assert len(blocked) == 2
+    assert "PRICE_STALE" not in blocked[0]
+    assert "PRICE_STALE" in blocked[1]
