@@ -118,6 +118,10 @@ class Connection:
         except trio.WouldBlock:
             self.close(1008)
             return False
+        except trio.BrokenResourceError:
+            # The writer is gone (the client disconnected); the session's cleanup is about to unsubscribe.
+            self.close(1000)
+            return True
         self.frames_queued += 1
         return True
 
