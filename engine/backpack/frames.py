@@ -49,6 +49,7 @@ from engine.backpack.events import (
 from engine.errors import RemoteProtocolError
 
 __all__ = [
+    "MISSING",
     "FieldError",
     "decode_frame",
     "encode_frame",
@@ -62,6 +63,8 @@ _decoder = msgspec.json.Decoder()
 _MAX_ADJUSTED = 40
 _MAX_INT = 2**63 - 1
 _MISSING: Any = object()
+#: Sentinel for "key absent" shared with the REST decoders (distinct from JSON null).
+MISSING: Any = _MISSING
 _E = TypeVar("_E")
 
 

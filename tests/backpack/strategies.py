@@ -290,7 +290,7 @@ _ws_error = st.builds(
     WsError,
     request_id=st.none() | st.integers(0, 2**31) | names,
     code=st.sampled_from([4002, 4003, 4006, 4008]) | st.integers(0, 9999),
-    message=st.text(st.characters(exclude_categories=("Cs",)), max_size=40),
+    message=st.text(st.characters(codec="utf-8"), max_size=40),
 )
 
 #: One strategy per event class, so tests can cover each type explicitly.
