@@ -44,6 +44,7 @@ from engine.sim.clock import SimClock, iso_to_us
 from engine.sim.config import SimConfig
 from engine.sim.core import Emit, SimApiError, SimExchange, SimParams
 from engine.sim.faults import Faults, FaultStats
+from engine.sim.marketdata import INTERVALS_MS
 from engine.sim.ratelimit import RateLimiter, RateLimiterStats
 from engine.sim.routes import (
     DEPTH_WINDOWS_MS,
@@ -185,6 +186,8 @@ class SimApp:
         self.subs = Subscriptions()
         self.connections: set[Connection] = set()
         self._aggregators: dict[tuple[str, str], DepthAggregator] = {}
+        self._kline_last: dict[str, dict[str, Any]] = {}
+        self._kline_second = 0
         self._next_conn_id = 0
         self._market_us = max(core.start_time_us(), clock.market_now_us())
         self._api_keys = frozenset(cfg.api_keys)
@@ -232,11 +235,40 @@ class SimApp:
                 await trio.sleep_forever()
 
     def step_to(self, now_us: int) -> None:
-        """Advance the core to ``now_us`` and publish what it emitted."""
+        """Advance the core to ``now_us`` and publish what it emitted (plus kline frames, once a second)."""
         emits = self.core.step(now_us)
         self._market_us = now_us
         self._counts["steps"] += 1
         self.publish(emits)
+        second = now_us // 1_000_000
+        if second != self._kline_second:
+            self._kline_second = second
+            self._publish_klines(now_us)
+
+    def _publish_klines(self, now_us: int) -> None:
+        # The core serves candles over REST; the kline streams are derived from that same data here: the open
+        # candle whenever it changed (at most once per market second) and a final X=true frame at its close.
+        now_s = now_us // 1_000_000
+        for stream in self.subs.public_streams("kline."):
+            _, interval, symbol = stream.split(".", 2)
+            span_s = INTERVALS_MS[interval] // 1000
+            try:
+                rows = self.core.klines(symbol, interval, now_s - span_s, None, now_us)
+            except SimApiError:
+                continue  # unknown symbol: the exchange stays silent
+            if not rows:
+                continue
+            current = rows[-1]
+            previous = self._kline_last.get(stream)
+            if previous is not None and previous["start"] != current["start"]:
+                final = next((r for r in rows if r["start"] == previous["start"]), previous)
+                self._deliver(stream, stream, _kline_payload(symbol, final, closed=True, event_us=now_us))
+            elif previous == current:
+                continue
+            self._kline_last[stream] = current
+            self._deliver(stream, stream, _kline_payload(symbol, current, closed=False, event_us=now_us))
+        for stream in [s for s in self._kline_last if not self.subs.has(s)]:
+            del self._kline_last[stream]
 
     async def run_firehose(self) -> NoReturn:
         """Benchmark mode: push synthetic but well-formed depth/bookTicker/trade frames at ``firehose_rate``.
@@ -448,7 +480,8 @@ class SimApp:
             await send({"type": "http.response.start", "status": 200,
                         "headers": [*_JSON_HEADERS, (b"content-length", str(len(lost.body)).encode())]})
             return
-        await self._respond(send, status, _dumps(payload))
+        # PATCH /account answers 200 with an empty body.
+        await self._respond(send, status, b"" if payload is None else _dumps(payload))
 
     async def _respond(self, send: Send, status: int, body: bytes, *, text: bool = False) -> None:
         headers = _TEXT_HEADERS if text else _JSON_HEADERS
@@ -654,6 +687,15 @@ class SimApp:
         self._push(conn, _dumps(error.frame()).decode())
 
 
+def _kline_payload(symbol: str, row: Mapping[str, Any], *, closed: bool, event_us: int) -> dict[str, Any]:
+    """A REST kline row as the kline stream's payload (ISO ``t``/``T``, integer ``n``, closed flag ``X``)."""
+    return {
+        "e": "kline", "E": event_us, "s": symbol, "t": str(row["start"]).replace(" ", "T"),
+        "T": str(row["end"]).replace(" ", "T"), "o": row["open"], "c": row["close"], "h": row["high"],
+        "l": row["low"], "v": row["volume"], "n": int(row["trades"]), "X": closed,
+    }
+
+
 class _LostResponse(Exception):
     def __init__(self, body: bytes) -> None:
         super().__init__("response lost")
@@ -745,6 +787,12 @@ async def _collateral(app: SimApp, req: _Request, key: str | None) -> tuple[int,
 async def _account(app: SimApp, req: _Request, key: str | None) -> tuple[int, Any]:
     assert key is not None
     return 200, app.core.account(key)
+
+
+async def _update_account(app: SimApp, req: _Request, key: str | None) -> tuple[int, Any]:
+    assert key is not None
+    app.core.update_account(key, _object_body(req, "AccountUpdatePayload"))
+    return 200, None
 
 
 async def _positions(app: SimApp, req: _Request, key: str | None) -> tuple[int, Any]:
@@ -856,7 +904,10 @@ _ROUTES: dict[str, dict[str, _Route]] = {
     "/api/v1/fundingRates": {"GET": _Route(handler=_funding_rates)},
     "/api/v1/capital": {"GET": _Route(handler=_capital, instruction="balanceQuery")},
     "/api/v1/capital/collateral": {"GET": _Route(handler=_collateral, instruction="collateralQuery")},
-    "/api/v1/account": {"GET": _Route(handler=_account, instruction="accountQuery")},
+    "/api/v1/account": {
+        "GET": _Route(handler=_account, instruction="accountQuery"),
+        "PATCH": _Route(handler=_update_account, instruction="accountUpdate"),
+    },
     "/api/v1/position": {"GET": _Route(handler=_positions, instruction="positionQuery")},
     "/api/v1/order": {
         "GET": _Route(handler=_get_order, instruction="orderQuery"),
