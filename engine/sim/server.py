@@ -23,7 +23,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 from urllib.parse import parse_qsl
 
 import attrs
@@ -42,7 +42,7 @@ from engine.backpack.signing import (
 from engine.errors import LocalProtocolError
 from engine.sim.clock import SimClock, iso_to_us
 from engine.sim.config import SimConfig
-from engine.sim.core import Emit, SimApiError, SimExchange, SimParams
+from engine.sim.core import Emit, SimApiError, SimConfigLike, SimExchange, SimParams
 from engine.sim.faults import Faults, FaultStats
 from engine.sim.marketdata import INTERVALS_MS
 from engine.sim.ratelimit import RateLimiter, RateLimiterStats
@@ -656,7 +656,7 @@ class SimApp:
     def _ws_authenticate(self, signature: Any) -> str | None:
         if not isinstance(signature, list) or len(signature) != 4 or not all(isinstance(s, str) for s in signature):
             return None
-        key, sig, stamp, window = signature
+        key, sig, stamp, window = (str(part) for part in signature)
         try:
             timestamp_ms = int(stamp)
             window_ms = int(window)
@@ -719,6 +719,10 @@ async def _market(app: SimApp, req: _Request, key: str | None) -> tuple[int, Any
 
 async def _assets(app: SimApp, req: _Request, key: str | None) -> tuple[int, Any]:
     return 200, app.core.assets()
+
+
+async def _securities(app: SimApp, req: _Request, key: str | None) -> tuple[int, Any]:
+    return 200, app.core.securities()
 
 
 async def _ticker(app: SimApp, req: _Request, key: str | None) -> tuple[int, Any]:
@@ -893,6 +897,7 @@ _ROUTES: dict[str, dict[str, _Route]] = {
     "/api/v1/markets": {"GET": _Route(handler=_markets)},
     "/api/v1/market": {"GET": _Route(handler=_market)},
     "/api/v1/assets": {"GET": _Route(handler=_assets)},
+    "/api/v1/securities": {"GET": _Route(handler=_securities)},
     "/api/v1/ticker": {"GET": _Route(handler=_ticker)},
     "/api/v1/tickers": {"GET": _Route(handler=_tickers)},
     "/api/v1/depth": {"GET": _Route(handler=_depth)},
@@ -970,7 +975,8 @@ def _wall_us() -> int:
 
 def build_core(cfg: SimConfig, time_shift_us: int) -> SimExchange:
     """The pure exchange core for ``cfg``, re-stamped by ``time_shift_us``."""
-    return SimExchange(SimParams.from_config(cfg, time_shift_us=time_shift_us))
+    # SimConfigLike declares plain (settable) attributes; the frozen config satisfies it for reading.
+    return SimExchange(SimParams.from_config(cast("SimConfigLike", cfg), time_shift_us=time_shift_us))
 
 
 async def serve_simulator(
