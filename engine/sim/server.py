@@ -23,6 +23,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
+from functools import partial
 from typing import Any, NoReturn, cast
 from urllib.parse import parse_qsl
 
@@ -44,6 +45,7 @@ from engine.sim.clock import SimClock, iso_to_us
 from engine.sim.config import SimConfig
 from engine.sim.core import Emit, SimApiError, SimConfigLike, SimExchange, SimParams
 from engine.sim.faults import Faults, FaultStats
+from engine.sim.firehose import FirehoseStats, serve_firehose
 from engine.sim.marketdata import INTERVALS_MS
 from engine.sim.ratelimit import RateLimiter, RateLimiterStats
 from engine.sim.routes import (
@@ -83,6 +85,7 @@ class ServerStats:
     frames_sent: int
     steps: int
     emits: int
+    firehose_frames: int
     market_now_us: int
     faults: FaultStats
     rate_limits: RateLimiterStats
@@ -191,6 +194,7 @@ class SimApp:
         self._next_conn_id = 0
         self._market_us = max(core.start_time_us(), clock.market_now_us())
         self._api_keys = frozenset(cfg.api_keys)
+        self.firehose_stats = FirehoseStats()
         self._counts = {"rest_requests": 0, "rest_errors": 0, "signature_failures": 0, "ws_opened": 0,
                         "ws_dropped_slow": 0, "frames_sent": 0, "steps": 0, "emits": 0, "frames_queued": 0}
 
@@ -203,6 +207,7 @@ class SimApp:
             signature_failures=c["signature_failures"], ws_connections_opened=c["ws_opened"],
             ws_connections_open=len(self.connections), ws_dropped_slow=c["ws_dropped_slow"],
             frames_queued=c["frames_queued"], frames_sent=c["frames_sent"], steps=c["steps"], emits=c["emits"],
+            firehose_frames=self.firehose_stats.frames,
             market_now_us=self._market_us, faults=self.faults.statistics(),
             rate_limits=self.limiter.statistics(),
         )
@@ -269,55 +274,6 @@ class SimApp:
             self._deliver(stream, stream, _kline_payload(symbol, current, closed=False, event_us=now_us))
         for stream in [s for s in self._kline_last if not self.subs.has(s)]:
             del self._kline_last[stream]
-
-    async def run_firehose(self) -> NoReturn:
-        """Benchmark mode: push synthetic but well-formed depth/bookTicker/trade frames at ``firehose_rate``.
-
-        Frames come from string templates (no per-frame dict encoding) and keep their own consistent sequence:
-        depth ``U == previous u + 1``, bookTicker ``u`` equal to the depth update that produced it, trade ids
-        increasing. The market stepper does not run in this mode, so the ids are not those of REST ``/depth``.
-        """
-        symbol = self.cfg.firehose_symbol
-        depth, book, trade = f"depth.{symbol}", f"bookTicker.{symbol}", f"trade.{symbol}"
-        tick_s = 0.005
-        per_tick = self.cfg.firehose_rate * tick_s
-        owed = 0.0
-        seq = 1_000_000_000
-        trade_id = 1
-        next_wake = trio.current_time()
-        while True:
-            next_wake = max(next_wake + tick_s, trio.current_time())
-            await trio.sleep_until(next_wake)
-            owed += per_tick
-            count = int(owed)
-            owed -= count
-            now_us = self.clock.host_now_us()
-            for i in range(count):
-                kind = i % 3
-                ticks = 500_000 + seq % 100
-                bid = f"{ticks // 10}.{ticks % 10}"
-                ask = f"{(ticks + 1) // 10}.{(ticks + 1) % 10}"
-                if kind == 0:
-                    seq += 1
-                    frame = (f'{{"stream":"{depth}","data":{{"E":{now_us},"T":{now_us},"U":{seq},'
-                             f'"a":[["{ask}","0.50000"]],"b":[["{bid}","0.40000"]],"e":"depth","s":"{symbol}",'
-                             f'"u":{seq}}}}}')
-                    self._deliver_raw(depth, frame)
-                elif kind == 1:
-                    frame = (f'{{"stream":"{book}","data":{{"A":"0.50000","B":"0.40000","E":{now_us},'
-                             f'"T":{now_us},"a":"{ask}","b":"{bid}","e":"bookTicker","s":"{symbol}","u":{seq}}}}}')
-                    self._deliver_raw(book, frame)
-                else:
-                    trade_id += 1
-                    frame = (f'{{"stream":"{trade}","data":{{"E":{now_us},"T":{now_us},"a":"1","b":"2",'
-                             f'"e":"trade","m":false,"p":"{ask}","q":"0.00100","s":"{symbol}","t":{trade_id}}}}}')
-                    self._deliver_raw(trade, frame)
-
-    def _deliver_raw(self, stream: str, frame: str) -> None:
-        members = self.subs.members(stream)
-        if members:
-            for conn in list(members):
-                self._push(conn, frame)
 
     async def _wait_outboxes_drained(self) -> None:
         # Unbounded speed: let each client catch up to half its outbox (at most 1 s per client) so that "as
@@ -940,6 +896,14 @@ class SimHandle:
     host: str
     port: int
     app: SimApp
+    firehose_port: int | None = None
+
+    @property
+    def firehose_url(self) -> str | None:
+        """The benchmark firehose endpoint, when ``firehose_rate`` is set."""
+        if self.firehose_port is None:
+            return None
+        return f"ws://{_url_host(self.host)}:{self.firehose_port}"
 
     @property
     def rest_url(self) -> str:
@@ -1001,14 +965,16 @@ async def serve_simulator(
     async with trio.open_nursery() as nursery:
         binds: list[str] = await nursery.start(hypercorn.trio.serve, app, hconfig)
         port = int(binds[0].rpartition(":")[2])
+        nursery.start_soon(app.run_market)
+        firehose_port: int | None = None
         if cfg.firehose_rate:
-            nursery.start_soon(app.run_firehose)
-        else:
-            nursery.start_soon(app.run_market)
+            firehose_port = await nursery.start(partial(
+                serve_firehose, cfg.host, cfg.firehose_port, rate=cfg.firehose_rate, symbol=cfg.firehose_symbol,
+                host_now_us=clock.host_now_us, stats=app.firehose_stats))
         nursery.start_soon(app.run_fault_timers)
         for window in DEPTH_WINDOWS_MS:
             nursery.start_soon(app.run_depth_windows, window)
-        handle = SimHandle(host=cfg.host, port=port, app=app)
+        handle = SimHandle(host=cfg.host, port=port, app=app, firehose_port=firehose_port)
         log.info("simulator listening on %s (REST) and %s (WebSocket)", handle.rest_url, handle.ws_url)
         task_status.started(handle)
         await trio.sleep_forever()

@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import trio
+import trio_websocket
 import wsproto.events
 
 from engine.backpack import decode_frame
@@ -177,3 +178,25 @@ async def test_frames_decode_across_all_streams_for_a_while() -> None:
             assert len(frames) > 20
             kinds: set[Any] = {type(decode_frame(f)).__name__ for f in frames}
             assert {"Depth", "Ticker", "MarkPrice"} <= kinds
+
+
+async def test_firehose_frames_are_valid_and_sequenced() -> None:
+    """The firehose endpoint pushes decodable frames with gapless depth ids at a high rate."""
+    with trio.fail_after(30):
+        async with running_sim(sim_config(firehose_rate=20_000)) as sim:
+            assert sim.firehose_url is not None
+            async with trio_websocket.open_websocket_url(sim.firehose_url) as ws:
+                await subscribe(ws, f"depth.{SYMBOL}", f"trade.{SYMBOL}")
+                last_u = None
+                kinds: set[str] = set()
+                for _ in range(3000):
+                    raw = await ws.get_message()
+                    event = decode_frame(raw)
+                    kinds.add(type(event).__name__)
+                    data = json.loads(raw)["data"]
+                    if data["e"] == "depth":
+                        if last_u is not None:
+                            assert data["U"] == last_u + 1
+                        last_u = data["u"]
+                assert "Depth" in kinds
+                assert sim.statistics().firehose_frames >= 3000
