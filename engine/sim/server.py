@@ -33,14 +33,8 @@ import hypercorn.trio
 import orjson
 import trio
 
-from engine.backpack.signing import (
-    DEFAULT_WINDOW_MS,
-    MAX_WINDOW_MS,
-    batch_signing_string,
-    signing_string,
-    verify_signature,
-)
-from engine.errors import LocalProtocolError
+from engine.backpack.requests import VerifyFailure, verify_request
+from engine.backpack.signing import MAX_WINDOW_MS, verify_signature
 from engine.sim.clock import SimClock, iso_to_us
 from engine.sim.config import SimConfig
 from engine.sim.core import Emit, SimApiError, SimConfigLike, SimExchange, SimParams
@@ -148,7 +142,6 @@ class _Route:
     handler: Callable[[SimApp, _Request, str | None], Awaitable[tuple[int, Any]]]
     instruction: str | None = None  # None = public
     history: bool = False  # counts against the stricter history rate limit
-    batch: bool = False
 
 
 def _int_param(req: _Request, name: str, *, default: int | None = None, what: str = "u64") -> int | None:
@@ -473,55 +466,22 @@ class SimApp:
     # -- signatures ---------------------------------------------------------------------------------------
 
     def _authenticate(self, req: _Request, route: _Route) -> str:
-        assert route.instruction is not None
-        key = req.headers.get("x-api-key")
-        signature = req.headers.get("x-signature")
-        stamp = req.headers.get("x-timestamp")
-        if not key or not signature or not stamp:
-            missing = "X-API-Key" if not key else "X-Signature" if not signature else "X-Timestamp"
+        # The body is parsed keeping every number's literal text: the signature is over what was sent.
+        body: Any = None
+        if req.method != "GET" and req.body.strip():
+            try:
+                body = _literal_body(req.body)
+            except ValueError as exc:
+                raise _parse_error(f"parse request payload error: {exc}") from None
+        now_ms = self.clock.host_now_ms(self.faults.skew_ms())
+        outcome = verify_request(req.method, req.path, req.query, body, req.headers, now_ms)
+        if isinstance(outcome, VerifyFailure):
             self._counts["signature_failures"] += 1
-            raise _api_error(401, "UNAUTHORIZED", f"Missing {missing} header")
-        try:
-            timestamp_ms = int(stamp)
-            window_ms = int(req.headers.get("x-window", str(DEFAULT_WINDOW_MS)))
-        except ValueError:
-            self._counts["signature_failures"] += 1
-            raise _api_error(400, "INVALID_CLIENT_REQUEST", "Invalid timestamp") from None
-        if not 0 < window_ms <= MAX_WINDOW_MS:
-            self._counts["signature_failures"] += 1
-            raise _api_error(400, "INVALID_CLIENT_REQUEST", "Invalid X-Window header")
-        message = self._signing_message(req, route, timestamp_ms, window_ms)
-        if message is None or not verify_signature(key, message, signature):
-            self._counts["signature_failures"] += 1
-            raise _api_error(400, "INVALID_CLIENT_REQUEST", "Invalid signature")
-        if self._api_keys and key not in self._api_keys:
+            raise _api_error(outcome.status, outcome.code, outcome.message)
+        if self._api_keys and outcome not in self._api_keys:
             self._counts["signature_failures"] += 1
             raise _api_error(401, "UNAUTHORIZED", "Invalid API key")
-        now_ms = self.clock.host_now_ms(self.faults.skew_ms())
-        if now_ms > timestamp_ms + window_ms:
-            self._counts["signature_failures"] += 1
-            raise _api_error(400, "INVALID_CLIENT_REQUEST", "Request has expired")
-        if timestamp_ms > now_ms:
-            self._counts["signature_failures"] += 1
-            raise _api_error(400, "INVALID_CLIENT_REQUEST", "Invalid timestamp")
-        return key
-
-    def _signing_message(self, req: _Request, route: _Route, timestamp_ms: int, window_ms: int) -> str | None:
-        assert route.instruction is not None
-        try:
-            if req.method == "GET" or not req.body.strip():
-                return signing_string(route.instruction, req.query, timestamp_ms, window_ms)
-            body = _literal_body(req.body)
-            if route.batch:
-                if not isinstance(body, list) or not all(isinstance(o, dict) for o in body):
-                    return None
-                return batch_signing_string(route.instruction, body, timestamp_ms, window_ms)
-            if not isinstance(body, dict):
-                return None
-            return signing_string(route.instruction, body, timestamp_ms, window_ms)
-        except (ValueError, LocalProtocolError):
-            # Unparseable JSON or a nested value: nothing that was sent can have been signed.
-            return None
+        return outcome
 
     # -- WebSocket ----------------------------------------------------------------------------------------
 
@@ -877,7 +837,7 @@ _ROUTES: dict[str, dict[str, _Route]] = {
     },
     "/api/v1/orders": {
         "GET": _Route(handler=_open_orders, instruction="orderQueryAll"),
-        "POST": _Route(handler=_execute_orders, instruction="orderExecute", batch=True),
+        "POST": _Route(handler=_execute_orders, instruction="orderExecute"),
         "DELETE": _Route(handler=_cancel_all, instruction="orderCancelAll"),
     },
     "/wapi/v1/history/orders": {"GET": _Route(handler=_order_history, instruction="orderHistoryQueryAll")},
