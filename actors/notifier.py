@@ -72,10 +72,25 @@ class NotifierCounters:
     failed: int = 0
     retries: int = 0
     dropped: int = 0
+    _settled: trio.lowlevel.ParkingLot = attrs.field(factory=trio.lowlevel.ParkingLot, init=False, repr=False,
+                                                     eq=False)
 
     def statistics(self) -> NotifierStatistics:
         return NotifierStatistics(queued=self.queued, sent=self.sent, failed=self.failed, retries=self.retries,
                                   dropped=self.dropped)
+
+    def settle(self, *, sent: int = 0, failed: int = 0) -> None:
+        """Record decided deliveries (wakes :meth:`wait_settled`)."""
+        self.sent += sent
+        self.failed += failed
+        self._settled.unpark_all()
+
+    async def wait_settled(self, deliveries: int) -> None:
+        """Wait until at least ``deliveries`` deliveries were decided (sent or failed)."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while self.sent + self.failed < deliveries:
+            await self._settled.park()
+        await trio.lowlevel.cancel_shielded_checkpoint()
 
 
 def resolve_webhook_urls(cfg: NotifierConfig, environ: Mapping[str, str]) -> tuple[str, ...]:
@@ -181,15 +196,15 @@ class _Deliveries:
             delivered, retry, outcome = await self._post_once(index, payload)
             if delivered:
                 del self._in_flight[key]
-                self._counters.sent += 1
+                self._counters.settle(sent=1)
                 return
             log.debug("webhook #%d attempt %d failed: %s", index, attempt + 1, outcome)
             if not retry:
                 break
         del self._in_flight[key]
-        self._counters.failed += 1
-        log.warning("webhook #%d: gave up on a %s alert after %d attempt(s): %s", index, payload["kind"],
-                    attempt + 1, outcome)
+        self._counters.settle(failed=1)
+        log.warning("webhook #%d: gave up on an alert (kind %s) after %d attempt(s): %s", index,
+                    payload["kind"], attempt + 1, outcome)
 
     async def deliver_all(self, alert: Notice) -> None:
         payload = alert_payload(alert)
@@ -214,14 +229,15 @@ class _Deliveries:
                 delivered, _retry, outcome = await self._post_once(index, payload)
                 handled += 1
                 if delivered:
-                    self._counters.sent += 1
+                    self._counters.settle(sent=1)
                 else:
-                    self._counters.failed += 1
-                    log.warning("webhook #%d: a %s alert failed at shutdown: %s", index, payload["kind"], outcome)
+                    self._counters.settle(failed=1)
+                    log.warning("webhook #%d: an alert (kind %s) failed at shutdown: %s", index, payload["kind"],
+                                outcome)
         finally:
             # The grace period ran out (the enclosing scope cancelled us): what is left is lost, and counted.
             if handled < len(last):
-                self._counters.failed += len(last) - handled
+                self._counters.settle(failed=len(last) - handled)
                 log.warning("notifier: shutdown grace ran out with %d alert deliveries unsent",
                             len(last) - handled)
 
@@ -254,7 +270,7 @@ async def run_notifier(
             queue_in.send_nowait(alert)
         except trio.WouldBlock:
             counters.dropped += 1
-            log.warning("notifier queue full (%d): dropped a %s alert", cfg.queue_size, alert.kind)
+            log.warning("notifier queue full (%d): dropped an alert (kind %s)", cfg.queue_size, alert.kind)
         else:
             counters.queued += 1
 
