@@ -30,12 +30,13 @@ import trio
 from prometheus_client import CollectorRegistry, Counter, make_asgi_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from actors.notifier import NotifierStatistics
 from engine.config import MetricsConfig
 from engine.errors import InvariantViolation
 from engine.events import AccountSnapshot, RiskState, StrategyStatus
 from engine.market.prices import PRICE_KINDS, Price
 from engine.market.view import MarketView
-from engine.notices import Notice
+from engine.notices import Notice, NoticeStatistics
 from engine.runtime import ActorState, LatestValue, SupervisorStatistics
 
 __all__ = ["METRICS_HOST", "EngineMetrics", "run_metrics", "serve_metrics"]
@@ -79,8 +80,12 @@ class _StateCollector:
         risk: LatestValue[RiskState] | None,
         strategy: LatestValue[StrategyStatus] | None,
         supervisor_stats: Callable[[], SupervisorStatistics] | None,
+        notice_stats: Callable[[], NoticeStatistics] | None,
+        notifier_stats: Callable[[], NotifierStatistics] | None,
         now_s: Callable[[], float],
     ) -> None:
+        self._notice_stats = notice_stats
+        self._notifier_stats = notifier_stats
         self._market = market
         self._account = account
         self._risk = risk
@@ -104,7 +109,29 @@ class _StateCollector:
             metrics += self._strategy_metrics(strategy)
         if self._supervisor_stats is not None:
             metrics += self._supervisor_metrics(self._supervisor_stats())
+        if self._notice_stats is not None:
+            dropped = _counter("engine_notices_dropped_total",
+                               "notices a side consumer lost because it was full or stopped", ["consumer"])
+            for consumer, count in self._notice_stats().dropped:
+                dropped.add_metric([consumer], count)
+            metrics.append(dropped)
+        if self._notifier_stats is not None:
+            metrics += self._notifier_metrics(self._notifier_stats())
         return metrics
+
+    @staticmethod
+    def _notifier_metrics(stats: NotifierStatistics) -> list[Metric]:
+        found: list[Metric] = []
+        for name, value, doc in (
+            ("sent", stats.sent, "webhook deliveries answered with 2xx"),
+            ("failed", stats.failed, "webhook deliveries given up on"),
+            ("retries", stats.retries, "repeated webhook POSTs"),
+            ("dropped", stats.dropped, "alerts dropped because the notifier queue was full"),
+        ):
+            family = _counter(f"engine_webhook_{name}_total", doc)
+            family.add_metric([], value)
+            found.append(family)
+        return found
 
     def _market_metrics(self, view: MarketView) -> list[Metric]:
         elapsed = max(0.0, self._now_s() - view.as_of_s)
@@ -212,6 +239,8 @@ class EngineMetrics:
         risk: LatestValue[RiskState] | None = None,
         strategy: LatestValue[StrategyStatus] | None = None,
         supervisor_stats: Callable[[], SupervisorStatistics] | None = None,
+        notice_stats: Callable[[], NoticeStatistics] | None = None,
+        notifier_stats: Callable[[], NotifierStatistics] | None = None,
         now_s: Callable[[], float] = trio.current_time,
     ) -> None:
         self.registry = CollectorRegistry()
@@ -220,7 +249,8 @@ class EngineMetrics:
         self._fills = Counter("engine_fills", "fill notices", registry=self.registry)
         self._notices = Counter("engine_notices", "notices by kind", ["kind"], registry=self.registry)
         self.registry.register(_StateCollector(market=market, account=account, risk=risk, strategy=strategy,
-                                               supervisor_stats=supervisor_stats, now_s=now_s))
+                                               supervisor_stats=supervisor_stats, notice_stats=notice_stats,
+                                               notifier_stats=notifier_stats, now_s=now_s))
 
     def observe(self, notice: Notice) -> None:
         """Count one notice (orders by ``code``, the order status; fills; every notice by kind)."""
@@ -285,17 +315,22 @@ async def run_metrics(
     strategy: LatestValue[StrategyStatus],
     supervisor_stats: Callable[[], SupervisorStatistics] | None,
     notices: trio.MemoryReceiveChannel[Notice],
+    notice_stats: Callable[[], NoticeStatistics] | None = None,
+    notifier_stats: Callable[[], NotifierStatistics] | None = None,
     listening: LatestValue[str] | None = None,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> NoReturn:
     """Serve the engine's metrics until cancelled; the wiring starts it only when ``cfg.enabled``.
 
     The URL actually served (useful with ``port = 0``) is logged and, when given, set on ``listening``.
+    ``notice_stats`` (``NoticeFanout.statistics``) and ``notifier_stats`` (``NotifierCounters.statistics``)
+    add the side channels' own losses and webhook outcomes.
     """
     if not cfg.enabled:
         raise InvariantViolation("run_metrics started although [metrics] enabled = false")
     metrics = EngineMetrics(market=market, account=account, risk=risk, strategy=strategy,
-                            supervisor_stats=supervisor_stats)
+                            supervisor_stats=supervisor_stats, notice_stats=notice_stats,
+                            notifier_stats=notifier_stats)
     async with notices, trio.open_nursery() as nursery:
         url: str = await nursery.start(functools.partial(serve_metrics, metrics.registry, port=cfg.port))
         log.info("metrics served at %s", url)

@@ -31,6 +31,7 @@ import trio
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from engine.config import StatusConfig
 from engine.events import AccountSnapshot, LevelBand, RiskState, StrategyStatus
@@ -169,20 +170,26 @@ def format_notice(notice: Notice) -> str:
 
 
 def build_status_table(snap: StatusSnapshot, recent: Iterable[Notice] = ()) -> Table:
-    """The live view: the same fields as the status line, one per row, then the latest notices."""
+    """The live view: the same fields as the status line, one per row, then the latest notices.
+
+    Cells are ``rich.text.Text`` (never markup strings), so brackets in reasons or bands print as written.
+    """
     table = Table(title=f"nanpin engine - {snap.symbol}", show_header=False, expand=False)
     table.add_column("field", style="bold")
     table.add_column("value")
     price = _price_text(snap)
-    table.add_row("price", f"[red]{price}[/red]" if price.startswith("STALE") else price)
-    table.add_row("next level", _next_level_text(snap.strategy))
-    table.add_row("position", _position_text(snap.account))
-    table.add_row("equity", _equity_text(snap.account))
     risk = format_risk(snap.risk)
-    table.add_row("risk", risk if risk in ("ok", _NA) else f"[red]{risk}[/red]")
-    table.add_row("restarts", _NA if snap.restarts is None else str(snap.restarts))
-    for notice in recent:
-        table.add_row("notice", format_notice(notice))
+    rows = [
+        ("price", Text(price, style="red" if price.startswith("STALE") else "")),
+        ("next level", Text(_next_level_text(snap.strategy))),
+        ("position", Text(_position_text(snap.account))),
+        ("equity", Text(_equity_text(snap.account))),
+        ("risk", Text(risk, style="" if risk in ("ok", _NA) else "bold red")),
+        ("restarts", Text(_NA if snap.restarts is None else str(snap.restarts))),
+    ]
+    rows += [("notice", Text(format_notice(notice))) for notice in recent]
+    for name, value in rows:
+        table.add_row(Text(name), value)
     return table
 
 

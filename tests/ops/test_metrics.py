@@ -8,6 +8,7 @@ import trio
 from prometheus_client.parser import text_string_to_metric_families
 
 from actors.metrics import EngineMetrics, run_metrics
+from actors.notifier import NotifierCounters
 from engine.config import MetricsConfig
 from engine.errors import InvariantViolation
 from engine.events import AccountSnapshot, RiskState, StrategyStatus
@@ -129,3 +130,18 @@ async def test_disabled_metrics_refuse_to_start() -> None:
     with pytest.raises(InvariantViolation, match="enabled = false"):
         await run_metrics(MetricsConfig(), market=LatestValue(), account=LatestValue(), risk=LatestValue(),
                           strategy=LatestValue(), supervisor_stats=None, notices=fanout.subscribe("m"))
+
+
+def test_side_channel_losses_and_webhook_outcomes_are_exported() -> None:
+    """Notices dropped per consumer and webhook sent/failed/retries/dropped appear as counters."""
+    fanout = NoticeFanout()
+    fanout.subscribe("status", size=1)
+    fanout.publish(Notice(kind="info", text="a", at_ms=1))
+    fanout.publish(Notice(kind="info", text="b", at_ms=2))
+    counters = NotifierCounters(sent=4, failed=1, retries=3, dropped=2)
+    metrics = EngineMetrics(notice_stats=fanout.statistics, notifier_stats=counters.statistics,
+                            now_s=lambda: 0.0)
+    value = metrics.registry.get_sample_value
+    assert value("engine_notices_dropped_total", {"consumer": "status"}) == 1.0
+    assert [value(f"engine_webhook_{n}_total") for n in ("sent", "failed", "retries", "dropped")] == [
+        4.0, 1.0, 3.0, 2.0]

@@ -99,6 +99,7 @@ def test_notice_and_table_rendering() -> None:
     text = console.file.getvalue()  # type: ignore[attr-defined]
     assert "STALE (no ws data for 12.0s; last seen 12.0s ago)" in text
     assert "fill: bought 0.01 at 95000" in text
+    assert "L2 95000 [94500, 95500]" in text  # brackets printed as written, not read as markup
 
 
 class _TrioTimes(logging.Handler):
