@@ -2,7 +2,8 @@
 
 Owns the generic loader (:func:`load_section`) that builds any section declared with
 ``engine.confspec.setting`` from a parsed TOML mapping, the sections the engine itself owns (``[engine]``,
-``[logging]``, ``[risk]``, ``[orders]``, ``[status]``), the composed :class:`EngineConfig`, and
+``[logging]``, ``[risk]``, ``[orders]``, ``[status]``, ``[metrics]``, ``[notifier]``), the composed
+:class:`EngineConfig`, and
 :func:`render_toml`, which writes a configuration back as commented TOML from the same declarations.
 Sections declared elsewhere and composed here: ``[strategy]`` (engine.nanpin.config), ``[feed]`` and
 ``[cache]`` (engine.market.config), ``[journal]`` (engine.store.config), ``[supervisor]``
@@ -53,6 +54,8 @@ __all__ = [
     "EngineConfig",
     "EngineSection",
     "LoggingConfig",
+    "MetricsConfig",
+    "NotifierConfig",
     "OrdersConfig",
     "RiskConfig",
     "StatusConfig",
@@ -690,9 +693,79 @@ class OrdersConfig:
 
 @attrs.frozen(kw_only=True)
 class StatusConfig:
-    """The periodic status line in the log."""
+    """The periodic status line in the log, or a live table on a terminal."""
 
     interval_s: float = setting(10.0, "seconds between status log lines", unit="s", check=greater_than(0))
+    display: Literal["auto", "plain", "live"] = setting(
+        "auto", "auto = a live table when stdout is a terminal, else log lines; plain = always log lines; "
+        "live = always the live table")
+    refresh_s: float = setting(1.0, "seconds between redraws of the live table (bounds its CPU use)",
+                               unit="s", check=greater_than(0))
+    recent_notices: int = setting(8, "order/fill notices kept on screen in the live table", check=at_least(0))
+
+
+@attrs.frozen(kw_only=True)
+class MetricsConfig:
+    """Prometheus metrics served over HTTP on 127.0.0.1 (loopback only)."""
+
+    enabled: bool = setting(False, "serve /metrics for Prometheus")
+    port: int = setting(9464, "TCP port on 127.0.0.1; 0 = any free port (logged at start)",
+                        check=in_range(0, 65535))
+
+
+_WEBHOOK_SCHEMES: Final = ("http", "https")
+_NOTICE_KINDS: Final = ("order", "fill", "risk", "alert", "restart", "info")
+
+
+def _url_list(_inst: Any, _attr: attrs.Attribute[Any], value: tuple[str, ...]) -> None:
+    check = _url(_WEBHOOK_SCHEMES)
+    for url in value:
+        if not url:
+            raise ValueError("must not contain an empty URL")
+        check(_inst, _attr, url)
+
+
+def _env_var_names(_inst: Any, _attr: attrs.Attribute[Any], value: tuple[str, ...]) -> None:
+    for name in value:
+        _env_var_name(_inst, _attr, name)
+
+
+def _notice_kinds(_inst: Any, _attr: attrs.Attribute[Any], value: tuple[str, ...]) -> None:
+    for kind in value:
+        if kind not in _NOTICE_KINDS:
+            raise ValueError(f"must only contain {', '.join(_NOTICE_KINDS)}; got {kind!r}")
+
+
+@attrs.frozen(kw_only=True)
+class NotifierConfig:
+    """Webhook alerts: JSON POSTs for kill switch, halt, restart-intensity stops (and fills if listed)."""
+
+    enabled: bool = setting(False, "send webhook alerts")
+    urls: tuple[str, ...] = setting(
+        (), "webhook URLs written in the file; use url_env instead for any URL that contains a token",
+        check=_url_list)
+    url_env: tuple[str, ...] = setting(
+        (), "names of environment variables that each hold one webhook URL (kept secret, never logged)",
+        check=_env_var_names)
+    kinds: tuple[str, ...] = setting(
+        ("alert", "restart"), "notice kinds forwarded besides risk halts and kill switch (which are always "
+        "sent); add \"fill\" for fills, \"risk\" for every risk notice", check=_notice_kinds)
+    queue_size: int = setting(100, "alerts waiting to be sent; more are dropped and counted", check=at_least(1))
+    timeout_s: float = setting(5.0, "timeout of one POST", unit="s", check=greater_than(0))
+    max_retries: int = setting(3, "retries of a POST that failed with a network error, 429 or 5xx",
+                               check=at_least(0))
+    backoff_initial_s: float = setting(1.0, "wait before the second retry (the first is immediate), doubling",
+                                       unit="s", check=greater_than(0))
+    backoff_max_s: float = setting(30.0, "longest wait between retries", unit="s", check=greater_than(0))
+    shutdown_grace_s: float = setting(2.0, "time allowed on shutdown to send alerts still queued", unit="s",
+                                      check=greater_than(0))
+
+    def __attrs_post_init__(self) -> None:
+        if self.enabled and not (self.urls or self.url_env):
+            raise ValueError("enabled = true needs at least one webhook in urls or url_env")
+        if self.backoff_max_s < self.backoff_initial_s:
+            raise ValueError(f"backoff_max_s must be >= backoff_initial_s ({self.backoff_initial_s}); "
+                             f"got {self.backoff_max_s}")
 
 
 @attrs.frozen(kw_only=True)
@@ -709,6 +782,8 @@ class EngineConfig:
     journal: JournalConfig = setting(None, "", factory=JournalConfig)
     supervisor: SupervisorConfig = setting(None, "", factory=SupervisorConfig)
     status: StatusConfig = setting(None, "", factory=StatusConfig)
+    metrics: MetricsConfig = setting(None, "", factory=MetricsConfig)
+    notifier: NotifierConfig = setting(None, "", factory=NotifierConfig)
     sim: SimConfig = setting(None, "", factory=SimConfig)
 
     def __attrs_post_init__(self) -> None:

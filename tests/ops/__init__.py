@@ -1,0 +1,1 @@
+"""Tests of the side actors: status, metrics, notifier, journal, and the notices fan-out."""
