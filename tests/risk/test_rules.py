@@ -299,6 +299,16 @@ def test_kill_switch_trips_exactly_at_threshold_and_latches(equities: list[Decim
         assert book.peak_equity == peak
 
 
+@pytest.mark.parametrize(("equity", "trips"), [(D("4001"), False), (D("4000"), True), (D("3999.99"), True),
+                                               (D("-5"), True)])
+def test_kill_switch_boundary(equity: Decimal, trips: bool) -> None:
+    """With a 0.60 threshold and a 10000 peak, equity 4000 (drawdown exactly 0.60) trips and 4001 does not."""
+    book, _ = observe_equity(RiskBook(), D("10000"), limits())
+    book, tripped = observe_equity(book, equity, limits())
+    assert tripped == trips
+    assert book.kill_switch == trips
+
+
 def test_kill_switch_off_when_frac_zero() -> None:
     """A zero kill_switch_drawdown_frac never trips, even on a total loss."""
     book, _ = observe_equity(RiskBook(), D("1000"), limits(kill_switch_drawdown_frac=D("0")))
