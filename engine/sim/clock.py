@@ -3,8 +3,8 @@
 * Host time (``host_now_ms``) is what ``/api/v1/time`` reports and what signature windows are checked against,
   exactly as on the exchange. It is the injected wall clock plus an optional skew (the clock-skew fault).
 * Market time (``market_now_us``) is where the replay stands, in the time stamps the simulator emits. By default
-  the replay is re-stamped (``time_shift_us``) so the chosen historical start is "now" on the host clock at
-  server start; with ``speed`` N it then runs N times faster than the host clock (ahead of it when N > 1). With
+  the replay is re-stamped (``time_shift_us``, a whole number of minutes) so the chosen historical start is
+  "now" on the host clock at server start (to within the minute); with ``speed`` N it then runs N times faster than the host clock (ahead of it when N > 1). With
   ``keep_historical_time`` the original historical stamps are kept (backtest style; ``time_shift_us == 0``).
   With an infinite speed market time is not tied to the host: the stepper advances it step by step.
 
@@ -19,6 +19,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 __all__ = ["SimClock", "iso_to_us"]
+
+_MINUTE_US = 60_000_000
 
 
 def iso_to_us(text: str) -> int:
@@ -51,9 +53,14 @@ class SimClock:
         self.speed = speed
         self._origin_elapsed_s = elapsed_s()
         host_start_us = wall_us()
-        self.time_shift_us = 0 if keep_historical_time else host_start_us - start_historical_us
-        # Market time at server start, in emitted (re-stamped or historical) time.
-        self.market_origin_us = start_historical_us + self.time_shift_us
+        if keep_historical_time:
+            self.time_shift_us = 0
+            self.market_origin_us = start_historical_us
+        else:
+            # A whole number of minutes keeps replayed candles on kline bucket boundaries; the market still
+            # starts at the host's "now" (the replay begins less than a minute after the chosen start).
+            self.time_shift_us = (host_start_us - start_historical_us) // _MINUTE_US * _MINUTE_US
+            self.market_origin_us = host_start_us
         self._last_market_us = self.market_origin_us
 
     @property

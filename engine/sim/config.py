@@ -104,8 +104,9 @@ class SimConfig:
                                          check=at_least(1))
     rate_limits: bool = setting(True, "enforce the request rate limits (429 when exceeded)")
     firehose_rate: int = setting(
-        0, "benchmark mode: frames per second of synthetic depth/bookTicker/trade frames for firehose_symbol "
-           "(the market stepper is paused; 0 = off)", unit="frames/s", check=at_least(0))
+        0, "benchmark endpoint: synthetic depth/bookTicker/trade frames per second per connection on "
+           "firehose_port (0 = off)", unit="frames/s", check=at_least(0))
+    firehose_port: int = setting(0, "port of the benchmark firehose endpoint (0 = any free port)", check=_port)
     firehose_symbol: str = setting("BTC_USDC_PERP", "symbol of the firehose frames", check=non_empty)
     api_keys: list[str] = setting(None, "accepted API keys (base64 public keys); empty = any valid key",
                                   factory=list)

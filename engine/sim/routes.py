@@ -118,6 +118,10 @@ class Connection:
         except trio.WouldBlock:
             self.close(1008)
             return False
+        except trio.BrokenResourceError:
+            # The writer is gone (the client disconnected); the session's cleanup is about to unsubscribe.
+            self.close(1000)
+            return True
         self.frames_queued += 1
         return True
 
@@ -190,6 +194,10 @@ class Subscriptions:
 
     def has(self, key: str) -> bool:
         return key in self._by_key
+
+    def public_streams(self, prefix: str) -> list[str]:
+        """Subscribed public stream names starting with ``prefix``."""
+        return [k for k in self._by_key if k.startswith(prefix) and "\x00" not in k]
 
 
 class DepthAggregator:

@@ -23,7 +23,8 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
-from typing import Any, NoReturn
+from functools import partial
+from typing import Any, NoReturn, cast
 from urllib.parse import parse_qsl
 
 import attrs
@@ -42,8 +43,10 @@ from engine.backpack.signing import (
 from engine.errors import LocalProtocolError
 from engine.sim.clock import SimClock, iso_to_us
 from engine.sim.config import SimConfig
-from engine.sim.core import Emit, SimApiError, SimExchange, SimParams
+from engine.sim.core import Emit, SimApiError, SimConfigLike, SimExchange, SimParams
 from engine.sim.faults import Faults, FaultStats
+from engine.sim.firehose import FirehoseStats, serve_firehose
+from engine.sim.marketdata import INTERVALS_MS
 from engine.sim.ratelimit import RateLimiter, RateLimiterStats
 from engine.sim.routes import (
     DEPTH_WINDOWS_MS,
@@ -82,6 +85,7 @@ class ServerStats:
     frames_sent: int
     steps: int
     emits: int
+    firehose_frames: int
     market_now_us: int
     faults: FaultStats
     rate_limits: RateLimiterStats
@@ -185,9 +189,12 @@ class SimApp:
         self.subs = Subscriptions()
         self.connections: set[Connection] = set()
         self._aggregators: dict[tuple[str, str], DepthAggregator] = {}
+        self._kline_last: dict[str, dict[str, Any]] = {}
+        self._kline_second = 0
         self._next_conn_id = 0
         self._market_us = max(core.start_time_us(), clock.market_now_us())
         self._api_keys = frozenset(cfg.api_keys)
+        self.firehose_stats = FirehoseStats()
         self._counts = {"rest_requests": 0, "rest_errors": 0, "signature_failures": 0, "ws_opened": 0,
                         "ws_dropped_slow": 0, "frames_sent": 0, "steps": 0, "emits": 0, "frames_queued": 0}
 
@@ -200,6 +207,7 @@ class SimApp:
             signature_failures=c["signature_failures"], ws_connections_opened=c["ws_opened"],
             ws_connections_open=len(self.connections), ws_dropped_slow=c["ws_dropped_slow"],
             frames_queued=c["frames_queued"], frames_sent=c["frames_sent"], steps=c["steps"], emits=c["emits"],
+            firehose_frames=self.firehose_stats.frames,
             market_now_us=self._market_us, faults=self.faults.statistics(),
             rate_limits=self.limiter.statistics(),
         )
@@ -232,60 +240,40 @@ class SimApp:
                 await trio.sleep_forever()
 
     def step_to(self, now_us: int) -> None:
-        """Advance the core to ``now_us`` and publish what it emitted."""
+        """Advance the core to ``now_us`` and publish what it emitted (plus kline frames, once a second)."""
         emits = self.core.step(now_us)
         self._market_us = now_us
         self._counts["steps"] += 1
         self.publish(emits)
+        second = now_us // 1_000_000
+        if second != self._kline_second:
+            self._kline_second = second
+            self._publish_klines(now_us)
 
-    async def run_firehose(self) -> NoReturn:
-        """Benchmark mode: push synthetic but well-formed depth/bookTicker/trade frames at ``firehose_rate``.
-
-        Frames come from string templates (no per-frame dict encoding) and keep their own consistent sequence:
-        depth ``U == previous u + 1``, bookTicker ``u`` equal to the depth update that produced it, trade ids
-        increasing. The market stepper does not run in this mode, so the ids are not those of REST ``/depth``.
-        """
-        symbol = self.cfg.firehose_symbol
-        depth, book, trade = f"depth.{symbol}", f"bookTicker.{symbol}", f"trade.{symbol}"
-        tick_s = 0.005
-        per_tick = self.cfg.firehose_rate * tick_s
-        owed = 0.0
-        seq = 1_000_000_000
-        trade_id = 1
-        next_wake = trio.current_time()
-        while True:
-            next_wake = max(next_wake + tick_s, trio.current_time())
-            await trio.sleep_until(next_wake)
-            owed += per_tick
-            count = int(owed)
-            owed -= count
-            now_us = self.clock.host_now_us()
-            for i in range(count):
-                kind = i % 3
-                ticks = 500_000 + seq % 100
-                bid = f"{ticks // 10}.{ticks % 10}"
-                ask = f"{(ticks + 1) // 10}.{(ticks + 1) % 10}"
-                if kind == 0:
-                    seq += 1
-                    frame = (f'{{"stream":"{depth}","data":{{"E":{now_us},"T":{now_us},"U":{seq},'
-                             f'"a":[["{ask}","0.50000"]],"b":[["{bid}","0.40000"]],"e":"depth","s":"{symbol}",'
-                             f'"u":{seq}}}}}')
-                    self._deliver_raw(depth, frame)
-                elif kind == 1:
-                    frame = (f'{{"stream":"{book}","data":{{"A":"0.50000","B":"0.40000","E":{now_us},'
-                             f'"T":{now_us},"a":"{ask}","b":"{bid}","e":"bookTicker","s":"{symbol}","u":{seq}}}}}')
-                    self._deliver_raw(book, frame)
-                else:
-                    trade_id += 1
-                    frame = (f'{{"stream":"{trade}","data":{{"E":{now_us},"T":{now_us},"a":"1","b":"2",'
-                             f'"e":"trade","m":false,"p":"{ask}","q":"0.00100","s":"{symbol}","t":{trade_id}}}}}')
-                    self._deliver_raw(trade, frame)
-
-    def _deliver_raw(self, stream: str, frame: str) -> None:
-        members = self.subs.members(stream)
-        if members:
-            for conn in list(members):
-                self._push(conn, frame)
+    def _publish_klines(self, now_us: int) -> None:
+        # The core serves candles over REST; the kline streams are derived from that same data here: the open
+        # candle whenever it changed (at most once per market second) and a final X=true frame at its close.
+        now_s = now_us // 1_000_000
+        for stream in self.subs.public_streams("kline."):
+            _, interval, symbol = stream.split(".", 2)
+            span_s = INTERVALS_MS[interval] // 1000
+            try:
+                rows = self.core.klines(symbol, interval, now_s - span_s, None, now_us)
+            except SimApiError:
+                continue  # unknown symbol: the exchange stays silent
+            if not rows:
+                continue
+            current = rows[-1]
+            previous = self._kline_last.get(stream)
+            if previous is not None and previous["start"] != current["start"]:
+                final = next((r for r in rows if r["start"] == previous["start"]), previous)
+                self._deliver(stream, stream, _kline_payload(symbol, final, closed=True, event_us=now_us))
+            elif previous == current:
+                continue
+            self._kline_last[stream] = current
+            self._deliver(stream, stream, _kline_payload(symbol, current, closed=False, event_us=now_us))
+        for stream in [s for s in self._kline_last if not self.subs.has(s)]:
+            del self._kline_last[stream]
 
     async def _wait_outboxes_drained(self) -> None:
         # Unbounded speed: let each client catch up to half its outbox (at most 1 s per client) so that "as
@@ -448,7 +436,8 @@ class SimApp:
             await send({"type": "http.response.start", "status": 200,
                         "headers": [*_JSON_HEADERS, (b"content-length", str(len(lost.body)).encode())]})
             return
-        await self._respond(send, status, _dumps(payload))
+        # PATCH /account answers 200 with an empty body.
+        await self._respond(send, status, b"" if payload is None else _dumps(payload))
 
     async def _respond(self, send: Send, status: int, body: bytes, *, text: bool = False) -> None:
         headers = _TEXT_HEADERS if text else _JSON_HEADERS
@@ -623,7 +612,7 @@ class SimApp:
     def _ws_authenticate(self, signature: Any) -> str | None:
         if not isinstance(signature, list) or len(signature) != 4 or not all(isinstance(s, str) for s in signature):
             return None
-        key, sig, stamp, window = signature
+        key, sig, stamp, window = (str(part) for part in signature)
         try:
             timestamp_ms = int(stamp)
             window_ms = int(window)
@@ -654,6 +643,15 @@ class SimApp:
         self._push(conn, _dumps(error.frame()).decode())
 
 
+def _kline_payload(symbol: str, row: Mapping[str, Any], *, closed: bool, event_us: int) -> dict[str, Any]:
+    """A REST kline row as the kline stream's payload (ISO ``t``/``T``, integer ``n``, closed flag ``X``)."""
+    return {
+        "e": "kline", "E": event_us, "s": symbol, "t": str(row["start"]).replace(" ", "T"),
+        "T": str(row["end"]).replace(" ", "T"), "o": row["open"], "c": row["close"], "h": row["high"],
+        "l": row["low"], "v": row["volume"], "n": int(row["trades"]), "X": closed,
+    }
+
+
 class _LostResponse(Exception):
     def __init__(self, body: bytes) -> None:
         super().__init__("response lost")
@@ -677,6 +675,10 @@ async def _market(app: SimApp, req: _Request, key: str | None) -> tuple[int, Any
 
 async def _assets(app: SimApp, req: _Request, key: str | None) -> tuple[int, Any]:
     return 200, app.core.assets()
+
+
+async def _securities(app: SimApp, req: _Request, key: str | None) -> tuple[int, Any]:
+    return 200, app.core.securities()
 
 
 async def _ticker(app: SimApp, req: _Request, key: str | None) -> tuple[int, Any]:
@@ -745,6 +747,12 @@ async def _collateral(app: SimApp, req: _Request, key: str | None) -> tuple[int,
 async def _account(app: SimApp, req: _Request, key: str | None) -> tuple[int, Any]:
     assert key is not None
     return 200, app.core.account(key)
+
+
+async def _update_account(app: SimApp, req: _Request, key: str | None) -> tuple[int, Any]:
+    assert key is not None
+    app.core.update_account(key, _object_body(req, "AccountUpdatePayload"))
+    return 200, None
 
 
 async def _positions(app: SimApp, req: _Request, key: str | None) -> tuple[int, Any]:
@@ -845,6 +853,7 @@ _ROUTES: dict[str, dict[str, _Route]] = {
     "/api/v1/markets": {"GET": _Route(handler=_markets)},
     "/api/v1/market": {"GET": _Route(handler=_market)},
     "/api/v1/assets": {"GET": _Route(handler=_assets)},
+    "/api/v1/securities": {"GET": _Route(handler=_securities)},
     "/api/v1/ticker": {"GET": _Route(handler=_ticker)},
     "/api/v1/tickers": {"GET": _Route(handler=_tickers)},
     "/api/v1/depth": {"GET": _Route(handler=_depth)},
@@ -856,7 +865,10 @@ _ROUTES: dict[str, dict[str, _Route]] = {
     "/api/v1/fundingRates": {"GET": _Route(handler=_funding_rates)},
     "/api/v1/capital": {"GET": _Route(handler=_capital, instruction="balanceQuery")},
     "/api/v1/capital/collateral": {"GET": _Route(handler=_collateral, instruction="collateralQuery")},
-    "/api/v1/account": {"GET": _Route(handler=_account, instruction="accountQuery")},
+    "/api/v1/account": {
+        "GET": _Route(handler=_account, instruction="accountQuery"),
+        "PATCH": _Route(handler=_update_account, instruction="accountUpdate"),
+    },
     "/api/v1/position": {"GET": _Route(handler=_positions, instruction="positionQuery")},
     "/api/v1/order": {
         "GET": _Route(handler=_get_order, instruction="orderQuery"),
@@ -884,6 +896,14 @@ class SimHandle:
     host: str
     port: int
     app: SimApp
+    firehose_port: int | None = None
+
+    @property
+    def firehose_url(self) -> str | None:
+        """The benchmark firehose endpoint, when ``firehose_rate`` is set."""
+        if self.firehose_port is None:
+            return None
+        return f"ws://{_url_host(self.host)}:{self.firehose_port}"
 
     @property
     def rest_url(self) -> str:
@@ -919,7 +939,8 @@ def _wall_us() -> int:
 
 def build_core(cfg: SimConfig, time_shift_us: int) -> SimExchange:
     """The pure exchange core for ``cfg``, re-stamped by ``time_shift_us``."""
-    return SimExchange(SimParams.from_config(cfg, time_shift_us=time_shift_us))
+    # SimConfigLike declares plain (settable) attributes; the frozen config satisfies it for reading.
+    return SimExchange(SimParams.from_config(cast("SimConfigLike", cfg), time_shift_us=time_shift_us))
 
 
 async def serve_simulator(
@@ -944,14 +965,16 @@ async def serve_simulator(
     async with trio.open_nursery() as nursery:
         binds: list[str] = await nursery.start(hypercorn.trio.serve, app, hconfig)
         port = int(binds[0].rpartition(":")[2])
+        nursery.start_soon(app.run_market)
+        firehose_port: int | None = None
         if cfg.firehose_rate:
-            nursery.start_soon(app.run_firehose)
-        else:
-            nursery.start_soon(app.run_market)
+            firehose_port = await nursery.start(partial(
+                serve_firehose, cfg.host, cfg.firehose_port, rate=cfg.firehose_rate, symbol=cfg.firehose_symbol,
+                host_now_us=clock.host_now_us, stats=app.firehose_stats))
         nursery.start_soon(app.run_fault_timers)
         for window in DEPTH_WINDOWS_MS:
             nursery.start_soon(app.run_depth_windows, window)
-        handle = SimHandle(host=cfg.host, port=port, app=app)
+        handle = SimHandle(host=cfg.host, port=port, app=app, firehose_port=firehose_port)
         log.info("simulator listening on %s (REST) and %s (WebSocket)", handle.rest_url, handle.ws_url)
         task_status.started(handle)
         await trio.sleep_forever()

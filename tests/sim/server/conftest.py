@@ -107,3 +107,44 @@ async def collect(ws: trio_websocket.WebSocketConnection, seconds: float) -> lis
             message = await ws.get_message()
             out.append(message if isinstance(message, str) else message.decode())
     return out
+
+
+async def raw_ws_connect(port: int, *, rcvbuf: int | None = None) -> tuple[trio.SocketStream, Any]:
+    """A bare wsproto client (to see protocol pings, or to stop reading): returns after the handshake."""
+    import socket
+
+    import wsproto
+    import wsproto.events
+
+    sock = trio.socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if rcvbuf is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    await sock.connect(("127.0.0.1", port))
+    stream = trio.SocketStream(sock)
+    conn = wsproto.WSConnection(wsproto.ConnectionType.CLIENT)
+    await stream.send_all(conn.send(wsproto.events.Request(host="127.0.0.1", target="/")))
+    while True:
+        data = await stream.receive_some(65536)
+        if not data:
+            raise AssertionError("server closed during the handshake")
+        conn.receive_data(data)
+        for event in conn.events():
+            if isinstance(event, wsproto.events.AcceptConnection):
+                return stream, conn
+            raise AssertionError(f"unexpected handshake event {event!r}")
+
+
+@asynccontextmanager
+async def ws_client(sim: SimHandle) -> AsyncIterator[trio_websocket.WebSocketConnection]:
+    """A trio-websocket client over a stream we own: trio-websocket 0.12 leaves its socket open after a
+    server-initiated close (it waits for a TCP close it never acts on), so we close the stream ourselves."""
+    stream = await trio.open_tcp_stream(sim.host, sim.port)
+    try:
+        async with trio.open_nursery() as nursery:
+            ws = await trio_websocket.wrap_client_stream(nursery, stream, sim.host, "/")
+            try:
+                yield ws
+            finally:
+                await ws.aclose()
+    finally:
+        await stream.aclose()

@@ -22,6 +22,7 @@ from tests.sim.server.conftest import (
     signed,
     sim_config,
     subscribe,
+    ws_client,
 )
 
 
@@ -34,8 +35,8 @@ async def test_drop_connections_now() -> None:
     """faults.drop_connections() closes every open WebSocket and is counted."""
     with trio.fail_after(20):
         async with running_sim() as sim:
-            async with trio_websocket.open_websocket_url(sim.ws_url) as one, \
-                    trio_websocket.open_websocket_url(sim.ws_url) as two:
+            async with ws_client(sim) as one, \
+                    ws_client(sim) as two:
                 await subscribe(one, f"ticker.{SYMBOL}")
                 await next_json(one)
                 sim.faults.drop_connections()
@@ -50,7 +51,7 @@ async def test_drop_every_n_seconds() -> None:
     with trio.fail_after(20):
         async with running_sim(sim_config(faults=FaultConfig(drop_ws_every_s=0.4))) as sim:
             for _ in range(2):
-                async with trio_websocket.open_websocket_url(sim.ws_url) as ws:
+                async with ws_client(sim) as ws:
                     with pytest.raises(trio_websocket.ConnectionClosed):
                         await ws.get_message()
             assert sim.faults.statistics().connections_dropped >= 2
@@ -60,7 +61,7 @@ async def test_stall_keeps_socket_open_but_silent() -> None:
     """A stalled stream sends nothing while the socket still answers pings; resume restores it."""
     with trio.fail_after(30):
         async with running_sim(sim_config(speed=120.0)) as sim, \
-                trio_websocket.open_websocket_url(sim.ws_url) as ws:
+                ws_client(sim) as ws:
             await subscribe(ws, f"ticker.{SYMBOL}")
             await next_json(ws)
             sim.faults.stall(f"ticker.{SYMBOL}")
@@ -77,12 +78,15 @@ async def test_refuse_connections_for_a_while() -> None:
     with trio.fail_after(20):
         async with running_sim() as sim:
             sim.faults.refuse_connections(0.5)
-            with pytest.raises(trio_websocket.ConnectionRejected) as info:
-                async with trio_websocket.open_websocket_url(sim.ws_url):
+            rejected: list[trio_websocket.ConnectionRejected] = []
+            try:
+                async with ws_client(sim):
                     pass
-            assert info.value.status_code == 403
+            except* trio_websocket.ConnectionRejected as group:
+                rejected.extend(e for e in group.exceptions if isinstance(e, trio_websocket.ConnectionRejected))
+            assert [r.status_code for r in rejected] == [403]
             await trio.sleep(0.6)
-            async with trio_websocket.open_websocket_url(sim.ws_url) as ws:
+            async with ws_client(sim) as ws:
                 await ws.ping()
             assert sim.faults.statistics().connections_refused == 1
 
@@ -91,7 +95,7 @@ async def test_malformed_frames() -> None:
     """At rate 1 every data frame is truncated JSON that the decoder rejects as a ProtocolError."""
     with trio.fail_after(20):
         async with running_sim(sim_config(speed=120.0, faults=FaultConfig(malformed_frame_rate=1.0))) as sim, \
-                trio_websocket.open_websocket_url(sim.ws_url) as ws:
+                ws_client(sim) as ws:
             await subscribe(ws, f"ticker.{SYMBOL}")
             raw = await ws.get_message()
             with pytest.raises(ProtocolError):
@@ -103,7 +107,7 @@ async def test_depth_sequence_gaps() -> None:
     """With a depth gap rate the client sees U != previous u + 1."""
     with trio.fail_after(30):
         async with running_sim(sim_config(speed=120.0, faults=FaultConfig(depth_gap_rate=0.3))) as sim, \
-                trio_websocket.open_websocket_url(sim.ws_url) as ws:
+                ws_client(sim) as ws:
             await subscribe(ws, f"depth.{SYMBOL}")
             last_u = (await next_json(ws))["data"]["u"]
             gaps = 0
@@ -177,7 +181,7 @@ async def test_frames_survive_a_fault_free_run() -> None:
     """Without faults nothing is counted as injected (the counters do not lie)."""
     with trio.fail_after(20):
         async with running_sim(sim_config(speed=120.0)) as sim, \
-                trio_websocket.open_websocket_url(sim.ws_url) as ws:
+                ws_client(sim) as ws:
             await subscribe(ws, f"depth.{SYMBOL}", f"ticker.{SYMBOL}")
             for raw in await collect(ws, 1.0):
                 json.loads(raw)

@@ -8,7 +8,6 @@ from typing import Any
 import httpx
 import trio
 import trio_websocket
-import wsproto
 import wsproto.events
 
 from engine.backpack import decode_frame
@@ -18,11 +17,13 @@ from tests.sim.server.conftest import (
     SYMBOL,
     collect,
     next_json,
+    raw_ws_connect,
     running_sim,
     signed,
     sim_config,
     subscribe,
     wait_frame,
+    ws_client,
     ws_signature,
 )
 
@@ -34,7 +35,7 @@ async def test_public_streams_are_enveloped_and_decode() -> None:
     """Each public stream delivers {"stream","data"} frames that the project's decoder accepts."""
     with trio.fail_after(40):
         async with running_sim(sim_config(speed=120.0)) as sim, \
-                trio_websocket.open_websocket_url(sim.ws_url) as ws:
+                ws_client(sim) as ws:
             await subscribe(ws, *PUBLIC)
             seen: dict[str, int] = {}
             while set(seen) != set(PUBLIC):
@@ -49,7 +50,7 @@ async def test_depth_sequence_is_gapless_and_matches_rest_snapshot() -> None:
     """Depth frames satisfy U == previous u + 1, and a REST snapshot fits into the stream."""
     with trio.fail_after(40):
         async with running_sim(sim_config(speed=120.0)) as sim, \
-                trio_websocket.open_websocket_url(sim.ws_url) as ws, \
+                ws_client(sim) as ws, \
                 httpx.AsyncClient(base_url=sim.rest_url) as client:
             await subscribe(ws, f"depth.{SYMBOL}")
             first = await next_json(ws)
@@ -66,7 +67,7 @@ async def test_depth_sequence_is_gapless_and_matches_rest_snapshot() -> None:
 async def test_error_frames_and_silence() -> None:
     """4006/4008/4002 error frames keep the socket open; an unknown symbol is silent; no subscribe ack."""
     with trio.fail_after(30):
-        async with running_sim() as sim, trio_websocket.open_websocket_url(sim.ws_url) as ws:
+        async with running_sim() as sim, ws_client(sim) as ws:
             await subscribe(ws, "nope.BTC_USDC_PERP")
             assert await next_json(ws) == {"id": None, "error": {"code": 4006, "message": "Invalid stream"}}
             await subscribe(ws, f"depth.100ms.{SYMBOL}")
@@ -84,7 +85,7 @@ async def test_duplicate_subscribe_and_unsubscribe() -> None:
     """Subscribing twice does not duplicate frames; UNSUBSCRIBE stops them."""
     with trio.fail_after(40):
         async with running_sim(sim_config(speed=120.0)) as sim, \
-                trio_websocket.open_websocket_url(sim.ws_url) as ws:
+                ws_client(sim) as ws:
             await subscribe(ws, f"ticker.{SYMBOL}")
             await subscribe(ws, f"ticker.{SYMBOL}")
             frames = [json.loads(f) for f in await collect(ws, 2.5)]
@@ -100,8 +101,8 @@ async def test_private_streams_need_a_valid_signature_and_only_see_own_account()
     """A bad signature gets 4003; orderUpdate reaches only the signer's connection; positions come on subscribe."""
     with trio.fail_after(40):
         async with running_sim() as sim, httpx.AsyncClient(base_url=sim.rest_url) as client, \
-                trio_websocket.open_websocket_url(sim.ws_url) as mine, \
-                trio_websocket.open_websocket_url(sim.ws_url) as stranger:
+                ws_client(sim) as mine, \
+                ws_client(sim) as stranger:
             bad = ws_signature()
             bad[1] = ws_signature(timestamp_ms=1)[1]
             await subscribe(stranger, "account.orderUpdate", signature=bad)
@@ -125,9 +126,7 @@ async def test_private_streams_need_a_valid_signature_and_only_see_own_account()
 
 
 async def _count_pings(port: int, seconds: float) -> int:
-    stream = await trio.open_tcp_stream("127.0.0.1", port)
-    conn = wsproto.WSConnection(wsproto.ConnectionType.CLIENT)
-    await stream.send_all(conn.send(wsproto.events.Request(host="127.0.0.1", target="/")))
+    stream, conn = await raw_ws_connect(port)
     pings = 0
     with trio.move_on_after(seconds):
         while True:
@@ -155,10 +154,8 @@ async def test_slow_client_is_dropped_without_blocking_others() -> None:
     """A client that stops reading overflows its bounded outbox and is dropped; a reading client keeps going."""
     with trio.fail_after(60):
         cfg = sim_config(speed=float("inf"), ws_queue_size=16, max_step_market_s=5.0)
-        async with running_sim(cfg) as sim, trio_websocket.open_websocket_url(sim.ws_url) as fast:
-            stream = await trio.open_tcp_stream("127.0.0.1", sim.port)
-            conn = wsproto.WSConnection(wsproto.ConnectionType.CLIENT)
-            await stream.send_all(conn.send(wsproto.events.Request(host="127.0.0.1", target="/")))
+        async with running_sim(cfg) as sim, ws_client(sim) as fast:
+            stream, conn = await raw_ws_connect(sim.port, rcvbuf=4096)
             await stream.send_all(conn.send(wsproto.events.TextMessage(
                 data=json.dumps({"method": "SUBSCRIBE", "params": PUBLIC}))))
             await subscribe(fast, f"trade.{SYMBOL}")
@@ -175,9 +172,31 @@ async def test_frames_decode_across_all_streams_for_a_while() -> None:
     """Every frame on every public stream for two seconds decodes without error."""
     with trio.fail_after(30):
         async with running_sim(sim_config(speed=300.0)) as sim, \
-                trio_websocket.open_websocket_url(sim.ws_url) as ws:
+                ws_client(sim) as ws:
             await subscribe(ws, *PUBLIC, f"openInterest.{SYMBOL}", "liquidation")
             frames = await collect(ws, 2.0)
             assert len(frames) > 20
             kinds: set[Any] = {type(decode_frame(f)).__name__ for f in frames}
             assert {"Depth", "Ticker", "MarkPrice"} <= kinds
+
+
+async def test_firehose_frames_are_valid_and_sequenced() -> None:
+    """The firehose endpoint pushes decodable frames with gapless depth ids at a high rate."""
+    with trio.fail_after(30):
+        async with running_sim(sim_config(firehose_rate=20_000)) as sim:
+            assert sim.firehose_url is not None
+            async with trio_websocket.open_websocket_url(sim.firehose_url) as ws:
+                await subscribe(ws, f"depth.{SYMBOL}", f"trade.{SYMBOL}")
+                last_u = None
+                kinds: set[str] = set()
+                for _ in range(3000):
+                    raw = await ws.get_message()
+                    event = decode_frame(raw)
+                    kinds.add(type(event).__name__)
+                    data = json.loads(raw)["data"]
+                    if data["e"] == "depth":
+                        if last_u is not None:
+                            assert data["U"] == last_u + 1
+                        last_u = data["u"]
+                assert "Depth" in kinds
+                assert sim.statistics().firehose_frames >= 3000
