@@ -640,7 +640,7 @@ class OrdersActor:
                 raise InvariantViolation(f"unexpected order command {command!r}")
 
     async def watch_reconnects(self, reconnects: LatestValue[int]) -> NoReturn:
-        seen, _ = reconnects.get_nowait() if reconnects.version else (0, 0)
+        seen = reconnects.version  # the start-up reconciliation covers everything before now
         while True:
             seen, count = await reconnects.wait_changed(seen)
             async with self._lock:
