@@ -100,6 +100,11 @@ class MarketSpec:
         """Padded WebSocket text of a tick count."""
         return fixed(ticks * self._tick_units, self.price_places)
 
+    def rest_price(self, ticks: int) -> str:
+        """Unpadded REST text of a tick count (``"86700"``, ``"86700.5"``)."""
+        text = fixed(ticks * self._tick_units, self.price_places)
+        return text.rstrip("0").rstrip(".") if "." in text else text
+
     def wire_qty(self, steps: int) -> str:
         return fixed(steps * self._step_units, self.qty_places)
 

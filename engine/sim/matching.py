@@ -110,6 +110,7 @@ class Book:
         self._synth_bids: dict[int, int] = {}
         self._synth_asks: dict[int, int] = {}
         self._base_sizes: dict[int, int] = {}
+        self._price_texts: dict[int, str] = {}
         # user orders: price -> FIFO list; sorted price lists for best-price lookups
         self.user_bids: dict[int, list[Order]] = {}
         self.user_asks: dict[int, list[Order]] = {}
@@ -311,10 +312,11 @@ class Book:
         self.updated_us = now_us
         spec = self.spec
         sym = spec.symbol
+        wp, wq = self._wire_price, spec.wire_qty
         out: list[tuple[str, dict[str, Any]]] = [(f"depth.{sym}", {
             "e": "depth", "E": now_us, "s": sym,
-            "a": [[spec.wire_price(p), spec.wire_qty(q)] for p, q in sorted(da)],
-            "b": [[spec.wire_price(p), spec.wire_qty(q)] for p, q in sorted(db)],
+            "a": [[wp(p), wq(q)] for p, q in sorted(da)],
+            "b": [[wp(p), wq(q)] for p, q in sorted(db)],
             "U": self.update_id, "u": self.update_id, "T": now_us,
         })]
         bb = max(bids) if bids else None
@@ -331,6 +333,14 @@ class Book:
                 "u": self.update_id, "T": now_us,
             }))
         return out
+
+    def _wire_price(self, ticks: int) -> str:
+        got = self._price_texts.get(ticks)
+        if got is None:
+            if len(self._price_texts) > 100_000:
+                self._price_texts.clear()
+            got = self._price_texts[ticks] = self.spec.wire_price(ticks)
+        return got
 
     def snapshot(self, limit: int) -> dict[str, Any]:
         """REST ``/depth``: both sides ascending (best ask first, best bid last), unpadded decimals."""

@@ -30,7 +30,7 @@ def _decimal_fields_are_strings(e: Emit) -> bool:
     d = e.data
     keys = {"p", "q", "a", "A", "b", "B", "c", "o", "h", "l", "v", "V", "f", "i", "L", "n", "z", "Z", "Q", "P", "M"}
     skip = {("trade.", "b"), ("trade.", "a"), ("account.orderUpdate", "i"), ("account.positionUpdate", "i"),
-            ("ticker.", "n"), ("account.orderUpdate", "c"), ("account.orderUpdate", "o"),
+            ("ticker.", "n"), ("kline.", "n"), ("account.orderUpdate", "c"), ("account.orderUpdate", "o"),
             ("account.orderUpdate", "f"), ("account.orderUpdate", "n"), ("account.positionUpdate", "b"),
             ("account.positionUpdate", "f"), ("depth.", "a"), ("depth.", "b"), ("markPrice.", "n"),
             ("account.positionUpdate", "l")}
@@ -146,7 +146,7 @@ def test_every_emit_is_json_with_decimal_strings(script: list[tuple[str, int]]) 
         assert _no_floats(e.data), e
         assert isinstance(e.data["E"], int)
         assert e.data["E"] >= start
-        if "T" in e.data:
+        if "T" in e.data and not e.stream.startswith("kline."):
             assert isinstance(e.data["T"], int)
             assert e.data["T"] >= start
         assert _decimal_fields_are_strings(e), e
@@ -192,3 +192,27 @@ def test_trades_are_sequential_and_rest_is_newest_first(ex: SimExchange) -> None
     rest = ex.trades("BTC_USDC", 5)
     assert [r["id"] for r in rest] == sorted(ids, reverse=True)[:5]
     assert all(abs(r["timestamp"] - ex.now_us() // 1000) < 120_000 for r in rest)
+
+
+def test_kline_stream_agrees_with_rest_klines(ex: SimExchange) -> None:
+    """The last kline frame per interval equals the still-open REST kline; a bucket close sends X=true."""
+    now = ex.start_time_us()
+    emits: list[Emit] = []
+    for _ in range(200):
+        now += 1_000_000
+        emits += ex.step(now)
+    last: dict[str, dict[str, Any]] = {}
+    closes = []
+    for e in emits:
+        if e.stream.startswith("kline.") and e.data["s"] == "BTC_USDC":
+            if e.data["X"]:
+                closes.append(e.stream)
+            else:
+                last[e.stream.split(".")[1]] = e.data
+    assert "kline.1m.BTC_USDC" in closes
+    for interval in ("1m", "5m", "1h", "1d", "1w"):
+        rest = ex.klines("BTC_USDC", interval, now // 1_000_000 - 60, None, now)[-1]
+        ws = last[interval]
+        assert (ws["o"], ws["h"], ws["l"], ws["c"], ws["v"]) == (
+            rest["open"], rest["high"], rest["low"], rest["close"], rest["volume"])
+        assert ws["t"].replace("T", " ") == rest["start"]
