@@ -40,7 +40,6 @@ from engine.sim.config import SimConfig
 from engine.sim.core import Emit, SimApiError, SimConfigLike, SimExchange, SimParams
 from engine.sim.faults import Faults, FaultStats
 from engine.sim.firehose import FirehoseStats, serve_firehose
-from engine.sim.marketdata import INTERVALS_MS
 from engine.sim.ratelimit import RateLimiter, RateLimiterStats
 from engine.sim.routes import (
     DEPTH_WINDOWS_MS,
@@ -182,8 +181,6 @@ class SimApp:
         self.subs = Subscriptions()
         self.connections: set[Connection] = set()
         self._aggregators: dict[tuple[str, str], DepthAggregator] = {}
-        self._kline_last: dict[str, dict[str, Any]] = {}
-        self._kline_second = 0
         self._next_conn_id = 0
         self._market_us = max(core.start_time_us(), clock.market_now_us())
         self._api_keys = frozenset(cfg.api_keys)
@@ -233,40 +230,11 @@ class SimApp:
                 await trio.sleep_forever()
 
     def step_to(self, now_us: int) -> None:
-        """Advance the core to ``now_us`` and publish what it emitted (plus kline frames, once a second)."""
+        """Advance the core to ``now_us`` and publish what it emitted."""
         emits = self.core.step(now_us)
         self._market_us = now_us
         self._counts["steps"] += 1
         self.publish(emits)
-        second = now_us // 1_000_000
-        if second != self._kline_second:
-            self._kline_second = second
-            self._publish_klines(now_us)
-
-    def _publish_klines(self, now_us: int) -> None:
-        # The core serves candles over REST; the kline streams are derived from that same data here: the open
-        # candle whenever it changed (at most once per market second) and a final X=true frame at its close.
-        now_s = now_us // 1_000_000
-        for stream in self.subs.public_streams("kline."):
-            _, interval, symbol = stream.split(".", 2)
-            span_s = INTERVALS_MS[interval] // 1000
-            try:
-                rows = self.core.klines(symbol, interval, now_s - span_s, None, now_us)
-            except SimApiError:
-                continue  # unknown symbol: the exchange stays silent
-            if not rows:
-                continue
-            current = rows[-1]
-            previous = self._kline_last.get(stream)
-            if previous is not None and previous["start"] != current["start"]:
-                final = next((r for r in rows if r["start"] == previous["start"]), previous)
-                self._deliver(stream, stream, _kline_payload(symbol, final, closed=True, event_us=now_us))
-            elif previous == current:
-                continue
-            self._kline_last[stream] = current
-            self._deliver(stream, stream, _kline_payload(symbol, current, closed=False, event_us=now_us))
-        for stream in [s for s in self._kline_last if not self.subs.has(s)]:
-            del self._kline_last[stream]
 
     async def _wait_outboxes_drained(self) -> None:
         # Unbounded speed: let each client catch up to half its outbox (at most 1 s per client) so that "as
@@ -601,15 +569,6 @@ class SimApp:
 
     def _ws_error(self, conn: Connection, error: StreamError) -> None:
         self._push(conn, _dumps(error.frame()).decode())
-
-
-def _kline_payload(symbol: str, row: Mapping[str, Any], *, closed: bool, event_us: int) -> dict[str, Any]:
-    """A REST kline row as the kline stream's payload (ISO ``t``/``T``, integer ``n``, closed flag ``X``)."""
-    return {
-        "e": "kline", "E": event_us, "s": symbol, "t": str(row["start"]).replace(" ", "T"),
-        "T": str(row["end"]).replace(" ", "T"), "o": row["open"], "c": row["close"], "h": row["high"],
-        "l": row["low"], "v": row["volume"], "n": int(row["trades"]), "X": closed,
-    }
 
 
 class _LostResponse(Exception):
