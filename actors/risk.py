@@ -7,8 +7,11 @@ and the ``commands`` send end. Invariants:
   (WARNING, with its code and reason) and appended to the journal as a ``BLOCK`` risk event.
 * Before each decision the latest account snapshot is observed, so a drawdown that trips the kill switch is
   acted on before, never after, the next approval.
-* Tripping the kill switch and an operator ``Halt`` publish the new ``RiskState``, send ``CancelAll`` to the
-  orders actor and send an alert (after it, in that order); ``Resume`` clears both and re-bases the peak.
+* Tripping the kill switch and an operator ``Halt`` do three things, in this order: publish the new
+  ``RiskState`` (so the strategy sees it first), send ``CancelAll`` to the orders actor, send an alert.
+  ``Resume`` clears both latches (re-basing the peak after a trip, see ``engine.risk.rules.resume``). Each of
+  these is also a journal risk event (``HALT``/``KILL_SWITCH``, ``HALT``/``HALTED``, ``RESUME``/``RESUMED``).
+* Alerts are best effort: a closed notifier channel is logged and risk carries on.
 * ``RiskState`` is published after every change, and once before readiness.
 * Restart safety: the peak equity, the halt/kill latches and the rate window are saved in the journal
   (``save_strategy_state("risk", ...)``) whenever they change, and restored on start, so both an actor restart

@@ -29,8 +29,9 @@ so a block always names the most basic problem):
 
 Invariants: an approval is recorded in the window at ``now_ms``; every block increments its code's counter;
 the kill switch trips exactly when ``1 - equity / peak >= kill_switch_drawdown_frac`` (peak = highest equity
-seen since start or the last resume) and stays latched until :func:`resume`, which re-bases the peak on the
-current equity (the operator accepts the loss; otherwise the switch would re-trip at once).
+seen since start or the last resume from a trip) and stays latched until :func:`resume`, which re-bases the peak on the
+current equity when it was the kill switch that was latched (the operator accepts the loss; otherwise the
+switch would re-trip at once).
 """
 
 from __future__ import annotations
@@ -386,8 +387,14 @@ def halt(book: RiskBook, reason: str) -> RiskBook:
 
 
 def resume(book: RiskBook) -> RiskBook:
-    """Clear the operator halt and the kill switch; re-base the peak on the current equity when known."""
-    peak = book.equity if book.equity is not None and book.equity > 0 else book.peak_equity
+    """Clear the operator halt and the kill switch.
+
+    Resuming from a tripped kill switch re-bases the peak on the current equity (when known and positive):
+    the operator accepts the loss, otherwise the switch would trip again at once. Resuming from an operator
+    halt alone keeps the peak, so a halt/resume cycle cannot weaken the kill switch.
+    """
+    rebase = book.kill_switch and book.equity is not None and book.equity > 0
+    peak = book.equity if rebase and book.equity is not None else book.peak_equity
     return attrs.evolve(book, halt_reason=None, kill_reason=None, peak_equity=peak)
 
 

@@ -145,11 +145,22 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     p = draw(decimals("10000", "100000", 0))
     reduce_only = draw(st.booleans())
     side = "SELL" if reduce_only else "BUY"
-    offset = draw(decimals("-0.06", "0.06", 3))
-    qty = draw(decimals("0.0001", "0.5", 4))
-    acct = account(symbol=symbol, equity=draw(decimals("100", "50000", 0)),
-                   position_qty=draw(decimals("0", "1", 4)),
+    offset = draw(decimals("-0.012", "0.012", 3))
+    equity = draw(decimals("1000", "100000", 0))
+    step = D("0.0001")
+    # Sizes relative to equity, so leverage lands on both sides of the caps rather than far above them.
+    held = (equity * draw(decimals("0", "1.5", 3)) / p).quantize(step)
+    qty = max(step, (equity * draw(decimals("0.001", "0.6", 3)) / p).quantize(step))
+    acct = account(symbol=symbol, equity=equity, position_qty=held,
                    mmf=draw(st.none() | decimals("0.005", "0.05", 3)), open_orders=draw(st.integers(0, 6)))
     i = intent(symbol=symbol, side=side, reduce_only=reduce_only, qty=qty, limit=p * (1 + offset),
-               proj_leverage=draw(decimals("0", "4", 2)), liq=draw(st.none() | decimals("0", "90000", 0)))
-    return Scenario(intent=i, quote=price(p), account=acct, limits=draw(limit_sets))
+               proj_leverage=draw(decimals("0", "2.5", 2)), liq=draw(st.none() | decimals("0", "40000", 0)))
+    lim = limits(
+        max_account_leverage=draw(decimals("1", "5", 2)),
+        min_liq_distance_frac=draw(decimals("0", "0.5", 2)),
+        max_position_notional_usdc=draw(st.just(D(0)) | decimals("10000", "200000", 0)),
+        max_order_notional_usdc=draw(st.just(D(0)) | decimals("5000", "50000", 0)),
+        max_open_orders=draw(st.integers(1, 6)),
+        price_band_frac=draw(decimals("0.01", "0.5", 2)),
+    )
+    return Scenario(intent=i, quote=price(p), account=acct, limits=lim)

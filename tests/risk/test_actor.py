@@ -286,3 +286,20 @@ async def test_alerts_channel_closed_does_not_stop_risk(autojump_clock: trio.tes
         with pytest.raises(trio.WouldBlock):
             h.commands.receive_nowait()
 
+
+
+async def test_proposal_racing_an_equity_drop_is_never_approved(autojump_clock: trio.testing.MockClock) -> None:
+    """A proposal sent right after a drawdown snapshot sees the tripped switch: CancelAll comes, PlaceOrder never."""
+    async with running(None) as h:
+        h.fresh_market()
+        h.account.set(account(equity=D("10000")))
+        await trio.testing.wait_all_tasks_blocked()
+        h.account.set(account(equity=D("1000")))
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(h.proposals.send, proposal(intent()))
+            assert isinstance(await h.commands.receive(), CancelAll)
+            await h.alerts.receive()
+        state = await h.settle_state()
+        assert dict(state.blocks) == {"KILL_SWITCH": 1}
+        with pytest.raises(trio.WouldBlock):
+            h.commands.receive_nowait()
