@@ -689,6 +689,9 @@ class OrdersConfig:
                                            "supervisor.shutdown_grace_s)", unit="s", check=greater_than(0))
     reconcile_on_start: bool = setting(True, "reconcile open orders, fills and positions with the exchange "
                                              "before trading")
+    paper_initial_usdc: Decimal = setting(
+        Decimal("10000"), "starting quote balance of the local paper account (exchange = \"backpack\", "
+        "mode = \"paper\"); kept in the journal afterwards", unit="USDC", check=greater_than(0))
 
 
 @attrs.frozen(kw_only=True)

@@ -18,14 +18,11 @@ import trio
 from engine.errors import ConfigError
 from engine.sim.config import FaultConfig, SimConfig, parse_speed
 
-__all__ = ["add_simulate_parser", "build_config", "run_simulate"]
+__all__ = ["add_simulate_arguments", "build_config", "run_simulate"]
 
 
-def add_simulate_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Register ``simulate`` on an ``argparse`` sub-parser collection and return its parser."""
-    parser: argparse.ArgumentParser = subparsers.add_parser(
-        "simulate", help="run the Backpack-compatible simulated exchange alone",
-        description="Serve the Backpack REST and WebSocket APIs on one port, replaying real BTC history.")
+def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``simulate`` command's arguments (the command is registered in ``engine.commands.simulate``)."""
     parser.add_argument("--host", default=None, help="interface to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=None, help="port (default 0 = any free port)")
     parser.add_argument("--speed", default=None, help="market seconds per real second, or 'max' (default 1)")
@@ -42,8 +39,6 @@ def add_simulate_parser(subparsers: Any) -> argparse.ArgumentParser:
     names = ", ".join(f.name for f in attrs.fields(FaultConfig))
     parser.add_argument("--fault", action="append", default=[], metavar="NAME=VALUE",
                         help=f"inject a fault from the start (repeatable); NAME is one of: {names}")
-    parser.set_defaults(handler=run_simulate)
-    return parser
 
 
 def _fault_value(field: attrs.Attribute[Any], text: str) -> Any:
@@ -122,15 +117,3 @@ def run_simulate(args: argparse.Namespace) -> int:
     trio.run(_serve_until_signal, cfg)
     return 0
 
-
-def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry (``python -m engine.sim.cli``) until the engine's own CLI hooks ``simulate`` in."""
-    parser = argparse.ArgumentParser(prog="python -m engine")
-    add_simulate_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    result: int = args.handler(args)
-    return result
-
-
-if __name__ == "__main__":
-    sys.exit(main())

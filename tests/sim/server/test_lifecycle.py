@@ -34,7 +34,7 @@ async def test_cli_prints_urls_and_stops_on_signal(signum: int) -> None:
     """`simulate` prints one line with both URLs when listening and exits 0 on SIGTERM/SIGINT."""
     with trio.fail_after(40):
         proc = await trio.lowlevel.open_process(
-            [sys.executable, "-m", "engine.sim.cli", "simulate", "--port", "0", "--speed", "10"],
+            [sys.executable, "-m", "engine", "simulate", "--port", "0", "--speed", "10"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
             env={**os.environ, "PYTHONPATH": ROOT})
         try:

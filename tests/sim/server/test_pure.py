@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.errors import ConfigError
-from engine.sim.cli import add_simulate_parser, build_config
+from engine.sim.cli import add_simulate_arguments, build_config
 from engine.sim.clock import SimClock, iso_to_us
 from engine.sim.config import FaultConfig, SimConfig, parse_speed
 from engine.sim.ratelimit import RateLimiter, TokenBucket
@@ -251,8 +251,8 @@ def test_config_rejects_bad_values() -> None:
 
 def _parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
-    add_simulate_parser(parser.add_subparsers(dest="command"))
-    return parser.parse_args(["simulate", *argv])
+    add_simulate_arguments(parser)
+    return parser.parse_args(argv)
 
 
 def test_cli_builds_config_with_faults() -> None:
