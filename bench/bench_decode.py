@@ -132,34 +132,35 @@ def _book_and_deltas(count: int) -> tuple[OrderBook, list[Depth]]:
     deltas = []
     for n in range(count):
         # Touch 5 levels per side near the top; every third level is deleted and comes back later, so the
-        # sorted price lists see real inserts and removals, not only size changes.
-        bid_levels = tuple(
-            (
-                Decimal(2000) - ((n + k * 7) % 40 + 1) * tick,
-                Decimal(0) if (n + k) % 3 == 0 else Decimal("2.25"),
-            )
+        # sorted price lists see real inserts and removals, not only size changes. The deltas go through
+        # decode_frame, as on the live path, so the book sees the same Decimal objects it would in production.
+        bid_levels = [
+            [str(Decimal(2000) - ((n + k * 7) % 40 + 1) * tick), "0.00000" if (n + k) % 3 == 0 else "2.25000"]
             for k in range(5)
-        )
-        ask_levels = tuple(
-            (
-                Decimal(2000) + ((n + k * 11) % 40 + 1) * tick,
-                Decimal(0) if (n + k) % 3 == 1 else Decimal("0.75"),
-            )
+        ]
+        ask_levels = [
+            [
+                str(Decimal(2000) + ((n + k * 11) % 40 + 1) * tick),
+                "0.00000" if (n + k) % 3 == 1 else "0.75000",
+            ]
             for k in range(5)
-        )
-        deltas.append(
-            Depth(
-                stream=f"depth.{symbol}",
-                symbol=symbol,
-                window_ms=None,
-                event_time_us=0,
-                engine_time_us=0,
-                first_update_id=1001 + n,
-                last_update_id=1001 + n,
-                bids=bid_levels,
-                asks=ask_levels,
-            )
-        )
+        ]
+        frame = {
+            "stream": f"depth.{symbol}",
+            "data": {
+                "e": "depth",
+                "E": 0,
+                "T": 0,
+                "s": symbol,
+                "U": 1001 + n,
+                "u": 1001 + n,
+                "b": bid_levels,
+                "a": ask_levels,
+            },
+        }
+        event = decode_frame(json.dumps(frame, separators=(",", ":")))
+        assert isinstance(event, Depth)
+        deltas.append(event)
     return book, deltas
 
 

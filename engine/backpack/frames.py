@@ -657,13 +657,21 @@ class _WireDepth(msgspec.Struct):
 _frame_decoder = msgspec.json.Decoder(_WireFrame)
 _depth_decoder = msgspec.json.Decoder(_WireDepth)
 _DEPTH_PREFIXES = (b'{"stream":"depth.', '{"stream":"depth.')
+# A connection carries a handful of depth streams; parse each name once (bounded like the decimal cache).
+_DEPTH_STREAMS: dict[str, tuple[int | None, str]] = {}
 
 
 def _decode_depth_typed(frame: str | bytes) -> Depth | None:
     try:
         head = _frame_decoder.decode(frame)
         stream = head.stream
-        window_ms, symbol = _depth_window(stream[6:])
+        parsed = _DEPTH_STREAMS.get(stream)
+        if parsed is None:
+            parsed = _depth_window(stream[6:])
+            if len(_DEPTH_STREAMS) >= 4096:
+                _DEPTH_STREAMS.clear()
+            _DEPTH_STREAMS[stream] = parsed
+        window_ms, symbol = parsed
         d = _depth_decoder.decode(head.data)
         if d.s != symbol:
             return None
