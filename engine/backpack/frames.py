@@ -631,7 +631,6 @@ def _decode_error_frame(obj: dict[str, Any]) -> WsError:
         raise RemoteProtocolError(f"error frame: field 'error.{exc.field}': {exc.reason}") from None
 
 
-
 # --- typed fast path for depth frames ---------------------------------------------------------------------
 #
 # Depth frames are the bulk of the feed and carry the most decimals. msgspec validates their structure in C
