@@ -95,7 +95,7 @@ def _drive(ex: SimExchange, script: list[tuple[str, int]]) -> tuple[list[Emit], 
     return out, now
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(actions, st.integers(0, 3))
 def test_depth_frames_rebuild_the_snapshot(script: list[tuple[str, int]], seed: int) -> None:
     """Snapshot + every later depth frame (U == previous u + 1) rebuilds exactly what depth() returns."""
@@ -115,7 +115,7 @@ def test_depth_frames_rebuild_the_snapshot(script: list[tuple[str, int]], seed: 
         assert not bids or not asks or bids[-1] < asks[0]
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=12, deadline=None)
 @given(actions)
 def test_book_ticker_shares_the_depth_update_id(script: list[tuple[str, int]]) -> None:
     """Every bookTicker carries the u of the depth frame emitted just before it and its top of book."""
