@@ -93,19 +93,41 @@ def _show(value: Any) -> str:
 # --- field readers (raise FieldError; kept small and branch-light because they run per field) -------------
 
 
-def to_decimal(value: Any, field: str) -> Decimal:
-    """A finite decimal from a JSON string."""
+# Validated decimal texts -> Decimal. Prices and sizes repeat heavily on a live feed (the same levels and
+# round sizes over and over), and a dict hit is several times cheaper than Decimal(text) plus its range
+# checks. Only strings that passed validation are stored, so a hit needs no further checking; Decimal is
+# immutable, so sharing instances is safe. Bounded by clearing: worst case is a cold cache, never growth.
+_DECIMAL_CACHE: dict[str, Decimal] = {}
+_DECIMAL_CACHE_MAX = 1 << 16
+
+
+def _decimal_slow(value: Any, field: str) -> Decimal:
     if value.__class__ is str:
         try:
             result = Decimal(value)
         except InvalidOperation:
             raise FieldError(field, f"not a decimal: {_show(value)}") from None
         if result.is_finite() and -_MAX_ADJUSTED < result.adjusted() < _MAX_ADJUSTED:
+            if len(_DECIMAL_CACHE) >= _DECIMAL_CACHE_MAX:
+                _DECIMAL_CACHE.clear()
+            _DECIMAL_CACHE[value] = result
             return result
         raise FieldError(field, f"decimal out of range: {_show(value)}")
     if value is _MISSING:
         raise FieldError(field, "missing")
     raise FieldError(field, f"expected a decimal string, got {_show(value)}")
+
+
+def to_decimal(value: Any, field: str) -> Decimal:
+    """A finite decimal from a JSON string (bare numbers, NaN, infinities and huge exponents are refused)."""
+    try:
+        # Only str keys are ever stored, so an int/float/bool can never hit; lists and dicts raise TypeError.
+        result = _DECIMAL_CACHE.get(value)
+    except TypeError:
+        result = None
+    if result is not None:
+        return result
+    return _decimal_slow(value, field)
 
 
 def to_opt_decimal(value: Any, field: str) -> Decimal | None:
@@ -200,15 +222,30 @@ def to_enum(enum_cls: Callable[[Any], _E], value: Any, field: str) -> _E:
 
 
 def _levels(value: Any, field: str) -> Levels:
+    """Depth levels ``[[price, size], ...]``; the hot loop of depth decoding, so field names are built lazily."""
     if value.__class__ is not list:
         if value is _MISSING:
             raise FieldError(field, "missing")
         raise FieldError(field, f"expected a list of [price, size], got {_show(value)}")
-    out = []
-    for i, level in enumerate(value):
-        if level.__class__ is not list or len(level) != 2:
-            raise FieldError(f"{field}[{i}]", f"expected [price, size], got {_show(level)}")
-        out.append((to_decimal(level[0], f"{field}[{i}][0]"), to_decimal(level[1], f"{field}[{i}][1]")))
+    get = _DECIMAL_CACHE.get
+    out: list[tuple[Decimal, Decimal]] = []
+    append = out.append
+    i = 0
+    try:
+        for level in value:
+            if level.__class__ is not list or len(level) != 2:
+                raise FieldError(f"{field}[{i}]", f"expected [price, size], got {_show(level)}")
+            price, size = level
+            p = get(price)
+            if p is None:
+                p = _decimal_slow(price, f"{field}[{i}][0]")
+            q = get(size)
+            if q is None:
+                q = _decimal_slow(size, f"{field}[{i}][1]")
+            append((p, q))
+            i += 1
+    except TypeError:
+        raise FieldError(f"{field}[{i}]", "expected decimal strings") from None
     return tuple(out)
 
 
@@ -233,35 +270,51 @@ def _symbol(data: dict[str, Any], expected: str | None) -> str:
 
 
 def _decode_ticker(stream: str, rest: str, d: dict[str, Any]) -> Ticker:
-    _expect_event(d, "ticker")
     g = d.get
+    if g("e") != "ticker":
+        _expect_event(d, "ticker")
+    symbol = g("s")
+    if symbol != rest:
+        symbol = _symbol(d, rest)
     return Ticker(
         stream=stream,
-        symbol=_symbol(d, rest),
-        event_time_us=to_int(g("E", _MISSING), "E"),
+        symbol=symbol,
+        event_time_us=_fast_int(d, "E"),
         first_price=to_decimal(g("o", _MISSING), "o"),
         last_price=to_decimal(g("c", _MISSING), "c"),
         high=to_decimal(g("h", _MISSING), "h"),
         low=to_decimal(g("l", _MISSING), "l"),
         base_volume=to_decimal(g("v", _MISSING), "v"),
         quote_volume=to_decimal(g("V", _MISSING), "V"),
-        trades=to_int(g("n", _MISSING), "n"),
+        trades=_fast_int(d, "n"),
     )
 
 
+def _fast_int(d: dict[str, Any], key: str) -> int:
+    value = d.get(key, _MISSING)
+    if value.__class__ is int and 0 <= value <= _MAX_INT:
+        return int(value)
+    return to_int(value, key)
+
+
 def _decode_book_ticker(stream: str, rest: str, d: dict[str, Any]) -> BookTicker:
-    _expect_event(d, "bookTicker")
     g = d.get
+    if g("e") != "bookTicker":
+        _expect_event(d, "bookTicker")
+    symbol = g("s")
+    if symbol != rest:
+        symbol = _symbol(d, rest)
+    a, sa, b, sb = g("a"), g("A"), g("b"), g("B")
     return BookTicker(
         stream=stream,
-        symbol=_symbol(d, rest),
-        event_time_us=to_int(g("E", _MISSING), "E"),
-        engine_time_us=to_int(g("T", _MISSING), "T"),
-        update_id=to_int(g("u", _MISSING), "u"),
-        ask_price=to_opt_decimal(g("a"), "a"),
-        ask_size=to_opt_decimal(g("A"), "A"),
-        bid_price=to_opt_decimal(g("b"), "b"),
-        bid_size=to_opt_decimal(g("B"), "B"),
+        symbol=symbol,
+        event_time_us=_fast_int(d, "E"),
+        engine_time_us=_fast_int(d, "T"),
+        update_id=_fast_int(d, "u"),
+        ask_price=None if a is None else to_decimal(a, "a"),
+        ask_size=None if sa is None else to_decimal(sa, "A"),
+        bid_price=None if b is None else to_decimal(b, "b"),
+        bid_size=None if sb is None else to_decimal(sb, "B"),
     )
 
 
@@ -275,18 +328,22 @@ def _decode_depth(stream: str, rest: str, d: dict[str, Any]) -> Depth:
             raise FieldError("stream", f"unknown depth window {head!r}")
         window_ms = int(digits)
         rest = tail
-    _expect_event(d, "depth")
     g = d.get
-    first = to_int(g("U", _MISSING), "U")
-    last = to_int(g("u", _MISSING), "u")
+    if g("e") != "depth":
+        _expect_event(d, "depth")
+    symbol = g("s")
+    if symbol != rest:
+        symbol = _symbol(d, rest)
+    first = _fast_int(d, "U")
+    last = _fast_int(d, "u")
     if first > last:
         raise FieldError("U", f"first update id {first} is after the last {last}")
     return Depth(
         stream=stream,
-        symbol=_symbol(d, rest),
+        symbol=symbol,
         window_ms=window_ms,
-        event_time_us=to_int(g("E", _MISSING), "E"),
-        engine_time_us=to_int(g("T", _MISSING), "T"),
+        event_time_us=_fast_int(d, "E"),
+        engine_time_us=_fast_int(d, "T"),
         first_update_id=first,
         last_update_id=last,
         bids=_levels(g("b", _MISSING), "b"),
@@ -381,7 +438,8 @@ _WS_ORDER_TYPES = {"LIMIT": OrderType.LIMIT, "MARKET": OrderType.MARKET}
 def _decode_order_update(stream: str, rest: str, d: dict[str, Any]) -> OrderUpdate:
     g = d.get
     kind = to_enum(OrderEventKind, g("e", _MISSING), "e")
-    order_type = _WS_ORDER_TYPES.get(g("o", _MISSING))
+    raw_type = g("o", _MISSING)
+    order_type = _WS_ORDER_TYPES.get(raw_type) if raw_type.__class__ is str else None
     if order_type is None:
         raise FieldError("o", f"unknown order type {_show(g('o'))}")
     return OrderUpdate(

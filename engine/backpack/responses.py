@@ -477,6 +477,11 @@ def _market(r: _Row) -> Market:
     filters = r.row("filters")
     price = filters.row("price")
     qty = filters.row("quantity")
+    # Quantisation divides by these; a zero or negative grid is not a market we can trade.
+    if not price.dec("tickSize") > 0:
+        raise FieldError("filters.price.tickSize", "must be positive")
+    if not qty.dec("stepSize") > 0:
+        raise FieldError("filters.quantity.stepSize", "must be positive")
     interval = r.onum("fundingInterval")
     return Market(
         symbol=r.text("symbol"),
