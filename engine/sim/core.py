@@ -228,6 +228,12 @@ def _bool(value: Any, name: str) -> bool:
     raise _err(f"Invalid {name}")
 
 
+def _mapping(body: Any) -> Mapping[str, Any]:
+    if not isinstance(body, Mapping):
+        raise _err("Invalid request body")
+    return body
+
+
 def _int_param(params: Mapping[str, Any], name: str, default: int | None, lo: int, hi: int) -> int | None:
     raw = params.get(name)
     if raw is None:
@@ -464,8 +470,8 @@ class SimExchange:
 
     # ----- markets, books ------------------------------------------------------------------------------
 
-    def _spec(self, symbol: str | None) -> MarketSpec:
-        spec = self.specs.get(symbol or "")
+    def _spec(self, symbol: Any) -> MarketSpec:
+        spec = self.specs.get(symbol) if isinstance(symbol, str) else None
         if spec is None:
             raise _err("Invalid market symbol")
         return spec
@@ -1536,6 +1542,7 @@ class SimExchange:
     # ----- orders: queries and cancels -----------------------------------------------------------------
 
     def _find_open(self, acct: Account, params: Mapping[str, Any]) -> Order:
+        params = _mapping(params)
         symbol = params.get("symbol")
         self._spec(symbol)
         oid = params.get("orderId")
@@ -1578,6 +1585,7 @@ class SimExchange:
         """REST ``DELETE /orders``: every cancelled order of the symbol."""
         self._advance(now_us)
         acct = self._account(key)
+        body = _mapping(body)
         spec = self._spec(body.get("symbol"))
         if body.get("orderType") == "ConditionalOrder":
             return [], self._drain()
