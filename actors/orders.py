@@ -417,6 +417,7 @@ class OrdersActor:
             entry_leverage=Decimal(str(intent.get("entry_leverage", "1"))),
             side="BUY" if order.side is Side.BUY else "SELL")
         self._mark_notified(order.client_id)
+        self.publish()  # the position already includes these trades when the strategy reads the notice
         log.info("order %s (%s#%d) %s: filled %s at %s", order.client_id, order.intent_id, order.attempt,
                  order.status.value, order.filled_qty, report.avg_price)
         await self._fills_out.send(FillNotice(report=report, client_id=order.client_id,
