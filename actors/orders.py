@@ -48,6 +48,7 @@ from engine.errors import (
     ExchangeUnavailable,
     InvariantViolation,
     RemoteProtocolError,
+    TransientError,
 )
 from engine.events import AccountEvent, AccountSnapshot, CancelAll, FillNotice, OrderCommand, PlaceOrder
 from engine.market.prices import Price
@@ -334,7 +335,7 @@ class OrdersActor:
             try:
                 with trio.fail_after(self.cfg.lookup_timeout_s):
                     found = await self.broker.find(order)
-            except (trio.TooSlowError, ExchangeUnavailable, RemoteProtocolError) as exc:
+            except (trio.TooSlowError, TransientError, RemoteProtocolError) as exc:
                 failures += 1
                 log.warning("order %s: lookup %d failed: %s", client_id, failures, exc)
                 if failures >= self.cfg.max_attempts:
@@ -394,7 +395,7 @@ class OrdersActor:
         try:
             with trio.fail_after(self.cfg.lookup_timeout_s):
                 rows = await self.broker.fills_of(self.symbol, order.exchange_order_id)
-        except (trio.TooSlowError, ExchangeUnavailable, RemoteProtocolError) as exc:
+        except (trio.TooSlowError, TransientError, RemoteProtocolError) as exc:
             log.warning("order %s: fills history unavailable: %s", order.client_id, exc)
             return
         for row in rows:
@@ -417,12 +418,12 @@ class OrdersActor:
             entry_leverage=Decimal(str(intent.get("entry_leverage", "1"))),
             side="BUY" if order.side is Side.BUY else "SELL")
         self._mark_notified(order.client_id)
-        self.publish()  # the position already includes these trades when the strategy reads the notice
+        # Balances and position already include these trades when the strategy reads the notice.
+        await self._refresh_account()
         log.info("order %s (%s#%d) %s: filled %s at %s", order.client_id, order.intent_id, order.attempt,
                  order.status.value, order.filled_qty, report.avg_price)
         await self._fills_out.send(FillNotice(report=report, client_id=order.client_id,
                                               terminal_status=order.status.value))
-        await self._refresh_account()
 
     async def _emit_unsent(self, intent: OrderIntent, attempt: int, status: str) -> None:
         report = FillReport(intent_id=intent.intent_id, level=intent.level, swing_key=intent.swing_key,
@@ -544,10 +545,11 @@ class OrdersActor:
         try:
             with trio.fail_after(self.cfg.lookup_timeout_s):
                 acct = await self.broker.account(self.symbol, self.market_type)
-        except (trio.TooSlowError, ExchangeUnavailable, RemoteProtocolError) as exc:
+        except (trio.TooSlowError, TransientError, RemoteProtocolError) as exc:
             if required:
                 raise ExchangeUnavailable(f"account state unavailable: {exc}") from exc
             log.warning("account refresh failed: %s", exc)
+            self.publish()
             return
         self._take_account(acct)
         self.publish()
@@ -628,17 +630,28 @@ class OrdersActor:
 
     # -- loops ----------------------------------------------------------------------------------------
 
-    async def handle(self, command: OrderCommand) -> None:
+    async def handle(self, command: OrderCommand, places: trio.MemorySendChannel[tuple[int, PlaceOrder]]) -> None:
+        """Dispatch one command. Placing is queued for the single place worker; CancelAll acts at once, so
+        a kill switch is never stuck behind an order that is being resolved."""
         match command:
             case PlaceOrder():
-                async with self._lock:
-                    await self.place(command)
+                await places.send((self._cancel_generation, command))
             case CancelAll():
-                self._cancel_generation += 1  # stops a retry in flight before the lock frees
-                async with self._lock:
-                    await self.cancel_all(command.reason)
+                await self.cancel_all(command.reason)
             case _:
                 raise InvariantViolation(f"unexpected order command {command!r}")
+
+    async def place_worker(self, places: trio.MemoryReceiveChannel[tuple[int, PlaceOrder]]) -> None:
+        """Place queued intents one at a time; an intent queued before a CancelAll is dropped."""
+        async with places:
+            async for generation, command in places:
+                if generation != self._cancel_generation:
+                    log.info("intent %s withdrawn by CancelAll before it was sent", command.intent.intent_id)
+                    attempt = self.journal.next_attempt(command.intent.intent_id)
+                    await self._emit_unsent(command.intent, attempt, "CANCELLED")
+                    continue
+                async with self._lock:
+                    await self.place(command)
 
     async def watch_reconnects(self, reconnects: LatestValue[int]) -> NoReturn:
         seen = reconnects.version  # the start-up reconciliation covers everything before now
@@ -690,8 +703,11 @@ async def run_orders(
                     await actor.reconcile("start")
                 if reconnects is not None:
                     nursery.start_soon(actor.watch_reconnects, reconnects)
-                async for command in commands:
-                    await actor.handle(command)
+                place_tx, place_rx = trio.open_memory_channel[tuple[int, PlaceOrder]](1)
+                nursery.start_soon(actor.place_worker, place_rx)
+                async with place_tx:
+                    async for command in commands:
+                        await actor.handle(command, place_tx)
                 raise InvariantViolation("orders: the command channel closed")
         finally:
             with trio.move_on_after(cfg.shutdown_grace_s, shield=True) as scope:

@@ -93,7 +93,9 @@ async def test_plain_text_5xx_is_server_unavailable() -> None:
 async def test_malformed_success_body_is_remote_protocol_error() -> None:
     """A 2xx body that does not decode raises RemoteProtocolError, never a raw ValueError/KeyError."""
     for body in (b"{not json", b'{"id": 1}', b"[1, 2]"):
-        rest = client_for(lambda _r, b=body: httpx.Response(200, content=b))
+        def handler(_request: httpx.Request, content: bytes = body) -> httpx.Response:
+            return httpx.Response(200, content=content)
+        rest = client_for(handler)
         with pytest.raises(RemoteProtocolError):
             await rest.signed("GET", "/api/v1/order", {"symbol": SPOT, "clientId": 7})
 
@@ -124,8 +126,12 @@ async def test_every_signed_call_is_signed_afresh() -> None:
 async def test_private_call_without_signer_is_refused_locally() -> None:
     """A client without a signer refuses a private call before anything is sent."""
     sent: list[httpx.Request] = []
-    http = httpx.AsyncClient(transport=httpx.MockTransport(lambda r: sent.append(r) or httpx.Response(200)),
-                             base_url="http://exchange.test")
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(200)
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler), base_url="http://exchange.test")
     rest = RestClient(http, signer=None, now_ms=lambda: 0)
     with pytest.raises(LocalProtocolError):
         await rest.signed("GET", "/api/v1/capital")

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import trio
 
+from engine.backpack import DepthSnapshot, Order
 from engine.orders.fsm import Status
 from engine.orders.ids import client_id_for
+from engine.rest import RestClient
 from tests.orders_actor.conftest import (
     SPOT,
     forward_private,
@@ -23,9 +25,10 @@ from tests.orders_actor.conftest import (
 )
 
 
-async def _sim_orders_with_client_id(rest, symbol: str, client_id: int) -> list[object]:  # type: ignore[no-untyped-def]
+async def _sim_orders_with_client_id(rest: RestClient, symbol: str, client_id: int) -> list[Order]:
     rows = await rest.signed("GET", "/wapi/v1/history/orders", {"symbol": symbol, "limit": 1000})
-    return [r for r in rows if r.client_id == client_id]
+    assert isinstance(rows, tuple)
+    return [r for r in rows if isinstance(r, Order) and r.client_id == client_id]
 
 
 async def test_marketable_ioc_fills_once_with_one_notice(tmp_path: Path) -> None:
@@ -56,9 +59,10 @@ async def test_marketable_ioc_fills_once_with_one_notice(tmp_path: Path) -> None
             journal.close()
 
 
-async def _ask_band(rest, symbol: str) -> tuple[Decimal, Decimal]:  # type: ignore[no-untyped-def]
+async def _ask_band(rest: RestClient, symbol: str) -> tuple[Decimal, Decimal]:
     """The price of the 5th ask level and the total size of the first five."""
     depth = await rest.public("/api/v1/depth", {"symbol": symbol, "limit": "5"})
+    assert isinstance(depth, DepthSnapshot)
     return depth.asks[-1][0], sum((size for _p, size in depth.asks), Decimal(0))
 
 
@@ -81,15 +85,16 @@ async def test_ioc_below_the_book_expires_with_a_zero_notice(tmp_path: Path) -> 
 
 
 async def test_partial_ioc_reports_the_partial_quantity(tmp_path: Path) -> None:
-    """An IOC three times the size of the first five ask levels, limited to the fifth, reports exactly what filled (partial)."""
+    """An IOC far larger than the book within 0.5 % of the price fills part, expires the rest, reports the part."""
     with trio.fail_after(60):
         async with running_sim(sim_config(initial_usdc=Decimal("100000000"))) as sim, rest_client(sim) as rest:
             journal = journal_at(tmp_path)
             async with orders_actor(rest, journal, SPOT, "spot") as h:
                 await h.wait_reconciled()
                 ask, size = await _ask_band(rest, SPOT)
-                qty = (size * 3).quantize(Decimal("0.00001"))
-                await h.commands.send(place(intent(SPOT, qty, ask)))
+                qty = Decimal(500)  # 500 BTC: far more than the synthetic book holds near the price
+                assert size < qty
+                await h.commands.send(place(intent(SPOT, qty, ask * Decimal("1.005"))))
                 notice = await h.fills.receive()
             order = journal.load_order(notice.client_id)
             assert order is not None
@@ -97,6 +102,7 @@ async def test_partial_ioc_reports_the_partial_quantity(tmp_path: Path) -> None:
             assert Decimal(0) < notice.report.filled_qty < qty
             assert notice.report.filled_qty == order.filled_qty == order.reported_filled_qty
             assert sum(f.fill.qty for f in journal.fills_since(0, symbol=SPOT)) == notice.report.filled_qty
+            assert notice.report.avg_price <= ask * Decimal("1.005")
             journal.close()
 
 
@@ -117,7 +123,8 @@ async def test_insufficient_funds_is_rejected_without_retry(tmp_path: Path) -> N
             assert (notice.report.filled_qty, notice.terminal_status) == (Decimal(0), "REJECTED")
             attempts = journal.load_orders_by_intent(i.intent_id)
             assert [(o.attempt, o.status) for o in attempts] == [(0, Status.REJECTED)]
-            assert attempts[0].reason is not None and "INSUFFICIENT_FUNDS" in attempts[0].reason
+            assert attempts[0].reason is not None
+            assert "INSUFFICIENT_FUNDS" in attempts[0].reason
             assert await _sim_orders_with_client_id(rest, SPOT, notice.client_id) == []
             journal.close()
 
@@ -163,7 +170,9 @@ async def test_lost_response_with_the_private_stream_resolves_from_ws(tmp_path: 
                 nursery.cancel_scope.cancel(reason="test finished")
             assert (notice.report.filled_qty, notice.terminal_status) == (Decimal("0.01"), "FILLED")
             assert len(await _sim_orders_with_client_id(rest, SPOT, notice.client_id)) == 1
-            assert len(journal.fills_since(0, symbol=SPOT)) == len(journal.load_order(notice.client_id).fills)
+            order = journal.load_order(notice.client_id)
+            assert order is not None
+            assert len(journal.fills_since(0, symbol=SPOT)) == len(order.fills)
             journal.close()
 
 

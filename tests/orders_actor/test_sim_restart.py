@@ -7,8 +7,8 @@ from pathlib import Path
 
 import trio
 
-from engine.backpack.filters import quantize_price
 from engine.backpack.events import Side as WireSide
+from engine.backpack.filters import quantize_price
 from engine.orders.fsm import Side, Status, Submitted, apply_event, new_order
 from engine.rest import RestClient
 from engine.store.journal import Journal
