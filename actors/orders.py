@@ -289,8 +289,11 @@ class OrdersActor:
 
     async def _filters(self) -> MarketFilters:
         if self.filters is None:
-            with trio.fail_after(self.cfg.lookup_timeout_s):
-                self.filters = await self.broker.filters(self.symbol)
+            try:
+                with trio.fail_after(self.cfg.lookup_timeout_s):
+                    self.filters = await self.broker.filters(self.symbol)
+            except trio.TooSlowError as exc:
+                raise ExchangeUnavailable(f"market filters of {self.symbol} timed out") from exc
         return self.filters
 
     async def _submit(self, order: OrderRecord) -> None:
@@ -505,7 +508,10 @@ class OrdersActor:
                 self._apply(current.client_id, Cancelled(exchange_order_id=current.exchange_order_id))
             await self._settle(order.client_id)
         if self.cfg.reconcile_on_start:
-            await self._reconcile_exchange()
+            try:
+                await self._reconcile_exchange()
+            except trio.TooSlowError as exc:
+                raise ExchangeUnavailable(f"reconciliation of {self.symbol} timed out") from exc
         await self._refresh_account(required=True)
         self.reconciled = True
         self.publish()
@@ -607,19 +613,26 @@ class OrdersActor:
 
     def snapshot(self) -> AccountSnapshot:
         pos = self._position
-        if self.market_type == "perp" and pos is not None:
-            qty = pos.net_quantity
-            avg = pos.entry_price or _ZERO
-            liq: Decimal | None = pos.est_liquidation_price
-            mmf = pos.mmf if pos.mmf is not None else self._mmf
-            imf = pos.imf if pos.imf is not None else self._imf
+        equity: Decimal | None
+        if self.market_type == "perp" and self._net_equity is not None:
+            # The exchange's own position (flat when it lists none) and its netEquity (nanpin 8, 9.6).
+            qty = pos.net_quantity if pos is not None else _ZERO
+            avg = (pos.entry_price if pos is not None else None) or _ZERO
+            liq: Decimal | None = pos.est_liquidation_price if pos is not None else None
+            mmf = pos.mmf if pos is not None and pos.mmf is not None else self._mmf
+            imf = pos.imf if pos is not None and pos.imf is not None else self._imf
             equity = self._net_equity
         else:
             own = self._strategy_position()
             qty, avg, liq, mmf, imf = own.qty, own.avg_entry, None, self._mmf, self._imf
             price = self._price()
-            equity = self._net_equity if self.market_type == "perp" else (
-                None if price is None else self._quote_available + self._quote_locked + qty * price)
+            cash = self._quote_available + self._quote_locked
+            if price is None:
+                equity = None
+            elif self.market_type == "perp":  # paper perp: cash plus unrealised PnL
+                equity = cash + qty * (price - avg)
+            else:  # spot, nanpin 9.13(d)
+                equity = cash + qty * price
         return AccountSnapshot(
             symbol=self.symbol, quote_available=self._quote_available, quote_locked=self._quote_locked,
             position_qty=qty, avg_entry=avg, est_liq_price=liq, mmf=mmf, imf=imf, equity=equity,

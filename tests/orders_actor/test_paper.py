@@ -129,3 +129,16 @@ async def test_paper_actor_fills_partially_and_keeps_balances_across_restarts(tm
     # 0.03 BTC bought, fee 0.1 % in BTC; quote paid 1500 USDC.
     assert first.position_qty == second.position_qty == Decimal("0.03") - Decimal("0.00003")
     assert first.quote_available == second.quote_available == Decimal(10000) - Decimal(1500)
+
+
+def test_paper_model_is_pure() -> None:
+    """engine.paper imports no I/O library (checked in a fresh interpreter)."""
+    import json
+    import subprocess
+    import sys
+
+    code = ("import json, sys; import engine.paper; "
+            "print(json.dumps(sorted(m for m in ('trio', 'httpx', 'socket', 'asyncio') if m in sys.modules)))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            cwd=Path(__file__).resolve().parents[2], timeout=60)
+    assert json.loads(result.stdout) == []
