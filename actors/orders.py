@@ -86,6 +86,8 @@ _NOTICE_PREFIX = "notice:"
 _ABSENT = "not found on the exchange"
 # Retry delay of a lookup that failed for transport reasons (bounded by cfg.max_attempts).
 _LOOKUP_RETRY_S = 0.5
+# Pauses before asking fills history again when it lags the order's reported executed quantity.
+_HISTORY_RETRY_S = (0.5, 1.0, 2.0)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -282,7 +284,7 @@ class OrdersActor:
                 log.info("intent %s: attempt %d proved absent; sending attempt %d", intent.intent_id, attempt,
                          attempt + 1)
                 continue
-            await self._settle(final.client_id)
+            await self._settle(final.client_id, patient=True)
             return
         log.error("intent %s: %d attempts proved absent; giving up", intent.intent_id, self.cfg.max_attempts)
         await self._emit_unsent(intent, self.journal.next_attempt(intent.intent_id), "REJECTED")
@@ -371,8 +373,13 @@ class OrdersActor:
         self._notified.add(client_id)
         self.journal.set_meta(_NOTICE_PREFIX + str(client_id), "sent")
 
-    async def _settle(self, client_id: int, *, repeat: bool = False) -> None:
-        """For a terminal attempt: cross-check its trades with fills history, then send its one notice."""
+    async def _settle(self, client_id: int, *, repeat: bool = False, patient: bool = False) -> None:
+        """For a terminal attempt: cross-check its trades with fills history, then send its one notice.
+
+        When the trades do not yet add up to what the exchange reported, the notice waits for them (a WS fill
+        or the next reconciliation settles it); ``patient`` (the placing path, never the event loop) also asks
+        fills history again a few times, for an exchange whose history lags its order status.
+        """
         order = self._order(client_id)
         if order.is_open or client_id in self._settling:
             return
@@ -384,7 +391,14 @@ class OrdersActor:
         try:
             if order.exchange_order_id is not None and order.reported_filled_qty > 0:
                 await self._fetch_fills(order)
+                for delay in _HISTORY_RETRY_S if patient else ():
+                    if self._order(client_id).filled_qty >= order.reported_filled_qty:
+                        break
+                    await trio.sleep(delay)
+                    await self._fetch_fills(self._order(client_id))
             order = self._order(client_id)
+            if client_id in self._notified and not repeat:
+                return  # a WS fill completed it while we asked history
             if order.filled_qty < order.reported_filled_qty:
                 log.info("order %s: %s of %s filled reported; waiting for the trades", client_id,
                          order.filled_qty, order.reported_filled_qty)

@@ -14,7 +14,7 @@ import trio
 from actors.brokers import BrokerAccount
 from actors.orders import run_orders
 from engine.backpack import Fill, MarketFilters, Order
-from engine.backpack.events import OrderStatus, OrderType, Side, TimeInForce
+from engine.backpack.events import OrderEventKind, OrderStatus, OrderType, OrderUpdate, Side, TimeInForce
 from engine.config import OrdersConfig
 from engine.errors import ExchangeUnavailable
 from engine.events import AccountEvent, AccountSnapshot, CancelAll, FillNotice, OrderCommand
@@ -115,13 +115,14 @@ class Running:
     commands: trio.MemorySendChannel[OrderCommand]
     fills: trio.MemoryReceiveChannel[FillNotice]
     account: LatestValue[AccountSnapshot]
+    events: trio.MemorySendChannel[AccountEvent]
 
 
 @asynccontextmanager
 async def actor(exchange: ScriptedExchange, journal: Journal, cfg: OrdersConfig,
                 on_change: Callable[[OrderRecord], None] | None = None) -> AsyncIterator[Running]:
     cmd_tx, cmd_rx = trio.open_memory_channel[OrderCommand](4)
-    _ev_tx, ev_rx = trio.open_memory_channel[AccountEvent](4)
+    ev_tx, ev_rx = trio.open_memory_channel[AccountEvent](16)
     fill_tx, fill_rx = trio.open_memory_channel[FillNotice](4)
     account: LatestValue[AccountSnapshot] = LatestValue()
     async with trio.open_nursery() as nursery:
@@ -129,7 +130,7 @@ async def actor(exchange: ScriptedExchange, journal: Journal, cfg: OrdersConfig,
             cfg, commands=cmd_rx, account_events=ev_rx, fills_out=fill_tx, account=account, broker=exchange,
             journal=journal, symbol=SPOT, market_type="spot", now_ms=now_ms, notices=on_change,
             task_status=task_status))
-        yield Running(commands=cmd_tx, fills=fill_rx, account=account)
+        yield Running(commands=cmd_tx, fills=fill_rx, account=account, events=ev_tx)
         nursery.cancel_scope.cancel(reason="test finished")
 
 
@@ -213,4 +214,65 @@ async def test_lookups_that_keep_failing_raise_a_transient_error(tmp_path: Path,
     assert len(exchange.lookups) == CFG.max_attempts
     [order] = journal.load_open_orders()
     assert order.status is Status.UNKNOWN  # left for the next run's reconciliation
+    journal.close()
+
+
+def update(order: OrderRecord, kind: OrderEventKind, status: OrderStatus, executed: Decimal,
+           **fill: object) -> OrderUpdate:
+    assert order.limit_price is not None
+    return OrderUpdate(
+        stream="account.orderUpdate", symbol=order.symbol, kind=kind, event_time_us=now_ms() * 1000,
+        engine_time_us=now_ms() * 1000, order_id=f"o{order.client_id}", client_id=order.client_id, side=Side.BID,
+        order_type=OrderType.LIMIT, time_in_force=TimeInForce.IOC, status=status, quantity=order.qty,
+        quote_quantity=None, price=order.limit_price, executed_quantity=executed,
+        executed_quote_quantity=executed * order.limit_price, **fill)  # type: ignore[arg-type]
+
+
+async def test_ws_events_before_the_rest_reply_count_once(tmp_path: Path, autojump_clock: object) -> None:
+    """Accepted, a partial fill and the expiry arrive on the stream before the REST reply: one trade, one notice."""
+    holder: list[Running] = []
+
+    @attrs.define
+    class StreamsFirst(ScriptedExchange):
+        async def submit(self, order: OrderRecord) -> Order:
+            events = holder[0].events
+            half = order.qty / 2
+            await events.send(update(order, OrderEventKind.ACCEPTED, OrderStatus.NEW, Decimal(0)))
+            await events.send(update(order, OrderEventKind.FILL, OrderStatus.PARTIALLY_FILLED, half, trade_id=77,
+                                     fill_quantity=half, fill_price=order.limit_price, is_maker=False,
+                                     fee=Decimal("0.000005"), fee_symbol="BTC"))
+            await events.send(update(order, OrderEventKind.EXPIRED, OrderStatus.EXPIRED, half,
+                                     expiry_reason="ImmediateOrCancel"))
+            await trio.sleep(0.5)  # the reply comes well after the stream
+            self.submits.append((order.client_id, now_ms()))
+            assert order.limit_price is not None
+            reply = Order(order_id=f"o{order.client_id}", client_id=order.client_id, symbol=order.symbol,
+                          side=Side.BID, order_type=OrderType.LIMIT, time_in_force=TimeInForce.IOC,
+                          status=OrderStatus.EXPIRED, quantity=order.qty, quote_quantity=None,
+                          price=order.limit_price, executed_quantity=half,
+                          executed_quote_quantity=half * order.limit_price, created_at_us=now_ms() * 1000,
+                          expiry_reason="ImmediateOrCancel")
+            # Fills history has the same trade the stream reported.
+            self.fills[reply.order_id] = (Fill(
+                trade_id=77, order_id=reply.order_id, client_id=str(order.client_id), symbol=order.symbol,
+                side=Side.BID, price=order.limit_price, quantity=half, fee=Decimal("0.000005"), fee_symbol="BTC",
+                is_maker=False, timestamp_us=now_ms() * 1000, system_order_type=None),)
+            return reply
+
+    exchange = StreamsFirst(script=[])
+    journal = Journal.open(tmp_path / "j.sqlite", now_ms=now_ms)
+    with trio.fail_after(60):
+        async with actor(exchange, journal, CFG) as run:
+            holder.append(run)
+            await run.commands.send(place(intent(SPOT, Decimal("0.01"), Decimal("50000"))))
+            notice = await run.fills.receive()
+            with trio.move_on_after(5):
+                extra = await run.fills.receive()
+                raise AssertionError(f"a second notice: {extra}")
+    assert (notice.report.filled_qty, notice.terminal_status) == (Decimal("0.005"), "EXPIRED")
+    [stored] = journal.fills_since(0, symbol=SPOT)
+    assert stored.fill.trade_id == "77"
+    kinds = [e.kind for e in journal.order_events(notice.client_id)]
+    assert kinds[:4] == ["Submitted", "Accepted", "FillEvent", "Expired"]
+    assert kinds.count("FillEvent") == 1
     journal.close()
