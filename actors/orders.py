@@ -179,7 +179,7 @@ class OrdersActor:
         self.tracker = OrderTracker()
         self.filters: MarketFilters | None = None
         self.reconciled = False
-        self._lock = trio.Lock()  # one command or reconciliation at a time
+        self._lock = trio.Lock()  # one placement or reconciliation at a time
         self._cancel_generation = 0
         self._absent_after: dict[int, int] = {}
         self._notified: set[int] = set()

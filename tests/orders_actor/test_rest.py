@@ -83,6 +83,14 @@ async def test_error_bodies_become_typed_api_errors(status: int, body: dict[str,
     assert (info.value.code, info.value.status) == (body["code"], status)
 
 
+async def test_undecodable_content_is_remote_protocol_error() -> None:
+    """A body whose content-encoding cannot be decoded is the peer's protocol error, not a transport one."""
+    rest = client_for(raising(httpx.DecodingError("bad gzip")))
+    with pytest.raises(RemoteProtocolError) as info:
+        await rest.public("/api/v1/markets")
+    assert isinstance(info.value.__cause__, httpx.DecodingError)
+
+
 async def test_plain_text_5xx_is_server_unavailable() -> None:
     """A CDN-style plain-text 502 is a transient ServerUnavailable (also an ExchangeUnavailable)."""
     rest = client_for(lambda _r: httpx.Response(502, text="<html>bad gateway</html>"))
