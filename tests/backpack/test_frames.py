@@ -538,3 +538,54 @@ def test_pathological_input_is_a_protocol_error(raw: str | bytes) -> None:
     """Deep nesting, invalid UTF-8, lone surrogates and truncation raise RemoteProtocolError."""
     with pytest.raises(RemoteProtocolError):
         decode_frame(raw)
+
+
+def _compact(wire: dict[str, Any]) -> str:
+    """The server's byte layout ("stream" first, no spaces), which routes depth frames to the typed fast path."""
+    return json.dumps(wire, separators=(",", ":"))
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    event=events[Depth],
+    mutation=st.sampled_from(["none", "replace", "delete", "stream", "quote"]),
+    value=json_values,
+    pick=st.integers(0, 1000),
+    stream=st.sampled_from(["depth.X_Y", "depth.200ms.X_Y", "depth.100ms.X_Y", "depth.", "depth.600ms."]),
+)
+def test_depth_fast_path_agrees_with_the_general_path(
+    event: Depth, mutation: str, value: Any, pick: int, stream: str
+) -> None:
+    """Compact depth frames (typed fast path) decode exactly as spaced ones (general path), errors included."""
+    wire = encode_frame(event)
+    data = wire["data"]
+    keys = sorted(data)
+    key = keys[pick % len(keys)]
+    if mutation == "replace":
+        data[key] = value
+    elif mutation == "delete":
+        del data[key]
+    elif mutation == "stream":
+        wire["stream"] = stream
+    elif mutation == "quote" and isinstance(data[key], int):
+        data[key] = str(data[key])
+    assert _compact(wire).startswith('{"stream":"depth.')
+    outcomes = []
+    for text in (_compact(wire), json.dumps(wire)):
+        try:
+            outcomes.append(decode_frame(text))
+        except RemoteProtocolError as exc:
+            outcomes.append(str(exc))
+    assert outcomes[0] == outcomes[1]
+    if mutation == "none":
+        assert outcomes[0] == event
+
+
+def test_server_layout_depth_frames_take_the_fast_path() -> None:
+    """The documented depth frames (server byte layout) are decoded by the typed fast path itself."""
+    from engine.backpack.frames import _decode_depth_typed
+
+    for frame, expected in EXAMPLES:
+        if isinstance(expected, Depth):
+            assert _decode_depth_typed(frame) == expected
+            assert _decode_depth_typed(frame.encode()) == expected

@@ -293,3 +293,33 @@ def test_verify_accepts_what_prepare_produces(
     else:
         assert isinstance(result, VerifyFailure)
         assert result.message == "Request has expired"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {
+            "orderType": "Limit",
+            "price": "4000",
+            "quantity": "0.001",
+            "side": "Bid",
+            "symbol": "ETH_USDC_PERP",
+        },
+        {"orderType": "Market", "quantity": "0.001", "side": "Bid", "symbol": "ETH_USDC_PERP"},
+        {"orderType": "Market", "quoteQuantity": "5", "side": "Bid", "symbol": "DOGE_USDC"},
+        {"clientId": 55555, "orderType": "Market", "quantity": "1", "side": "Bid", "symbol": "ADA_USDC_PERP"},
+        {
+            "orderType": "Limit",
+            "price": "4000",
+            "side": "Bid",
+            "symbol": "ETH_USDC_PERP",
+            "triggerPrice": "4100",
+            "triggerQuantity": "0.001",
+        },
+    ],
+)
+def test_typical_order_bodies_of_section_4_5(body: dict[str, Any]) -> None:
+    """The documented order bodies are sent verbatim (clientId stays a JSON integer) and verify."""
+    req = prepare_request("POST", "/api/v1/order", body, signer=SIGNER, timestamp_ms=1_000)
+    assert json.loads(req.content or b"") == body
+    assert _verify(req, now_ms=1_000) == PUBLIC
