@@ -12,6 +12,24 @@ Time axis: historical candle time + ``SimParams.time_shift_us``. Any shift works
 the same for the daily history. Funding settles on the hours of the shifted axis. Before the replay start nothing moves; after the last candle the market
 freezes at the last price.
 
+Public API (the server contract plus a few helpers):
+
+* ``SimParams`` (``SimParams.from_config(cfg, time_shift_us=...)`` maps the server's ``[simulator]`` section),
+  ``SimExchange(params)``, ``Emit``, ``SimApiError`` (``.status``, ``.code``, ``.message``, ``.body()``);
+* time: ``start_time_us()``, ``end_time_us()``, ``now_us()``, ``step(now_us)``; ``shift_for(start_ms, now_us)``
+  gives a minute-aligned shift, ``iso_to_ms(text)`` parses the configured start;
+* public REST views: ``markets``, ``market``, ``assets``, ``securities`` (always ``[]``; ccxt asks for it while
+  loading markets), ``status``, ``ticker``, ``tickers``, ``depth``, ``klines`` (``1s`` comes from the path
+  ticks, at most 1000 rows), ``trades``, ``mark_prices``, ``open_interest``, ``funding_rates``;
+* private: ``capital``, ``collateral``, ``account``, ``update_account`` (PATCH ``leverageLimit``),
+  ``positions``, ``position_snapshot_emits``, ``execute_order(s)``, ``cancel_order``, ``cancel_all``,
+  ``get_order``, ``open_orders``, ``order_history``, ``fill_history``, ``funding_history``;
+* streams emitted by ``step`` and the order calls: ``depth.S``, ``bookTicker.S``, ``trade.S``, ``ticker.S`` and
+  ``markPrice.S`` (each second), ``openInterest.S`` (each minute), ``kline.<interval>.S`` (every interval in
+  ``KLINE_STREAM_INTERVALS``, when the candle changed, at most once per second, plus ``X=true`` at close),
+  ``liquidation`` (all markets on one stream), and the private ``account.orderUpdate``,
+  ``account.balanceUpdate``, ``account.positionUpdate``.
+
 Rules kept here (``backpack-protocol.md`` sections 3-8):
 
 * decimals are strings: REST unpadded, WebSocket depth/bookTicker/trade/order payloads padded to tick/step;
@@ -208,6 +226,12 @@ def _bool(value: Any, name: str) -> bool:
     if value in ("true", "false"):
         return bool(value == "true")
     raise _err(f"Invalid {name}")
+
+
+def _mapping(body: Any) -> Mapping[str, Any]:
+    if not isinstance(body, Mapping):
+        raise _err("Invalid request body")
+    return body
 
 
 def _int_param(params: Mapping[str, Any], name: str, default: int | None, lo: int, hi: int) -> int | None:
@@ -446,8 +470,8 @@ class SimExchange:
 
     # ----- markets, books ------------------------------------------------------------------------------
 
-    def _spec(self, symbol: str | None) -> MarketSpec:
-        spec = self.specs.get(symbol or "")
+    def _spec(self, symbol: Any) -> MarketSpec:
+        spec = self.specs.get(symbol) if isinstance(symbol, str) else None
         if spec is None:
             raise _err("Invalid market symbol")
         return spec
@@ -755,6 +779,8 @@ class SimExchange:
         hi_ms = now_ms if end_s is None else min(end_s * 1000 - 1, now_ms)
         if hi_ms < lo_ms:
             return []
+        if interval == "1s":
+            return list(aggregate(self._second_bars(spec, lo_ms, hi_ms), interval, spec.tick))
         bars: list[Bar] = []
         per_day = self.T * _DAY_MS // self.minute.interval_ms
         if INTERVALS_MS[interval] >= _DAY_MS:
@@ -783,6 +809,26 @@ class SimExchange:
             bars.append(Bar(start_ms=s.times[j] + self.shift_ms, open=o, high=h, low=low, close=c, volume=v,
                             quote_volume=qv, trades=n))
         return list(aggregate(bars, interval, spec.tick))
+
+    def _second_bars(self, spec: MarketSpec, lo_ms: int, hi_ms: int, cap: int = 1000) -> list[Bar]:
+        """1s klines come from the path ticks themselves (one bar per tick, at most ``cap`` of them)."""
+        s = self.minute
+        bars: list[Bar] = []
+        j = max(0, s.index_at_or_before(lo_ms - self.shift_ms))
+        while j <= self._ci and len(bars) < cap:
+            ticks = self.path.ticks(j)
+            vol = (s.volumes[j] / self.T).quantize(Decimal("0.00000001"))
+            for k, price in enumerate(ticks):
+                if j == self._ci and k > self._ck:
+                    break
+                t = s.times[j] + k * self.path.tick_ms + self.shift_ms
+                if t < lo_ms or t > hi_ms or len(bars) >= cap:
+                    continue
+                p = self.path.perp_ticks(price, j) if spec.is_perp else price
+                bars.append(Bar(start_ms=t, open=p, high=p, low=p, close=p, volume=vol,
+                                quote_volume=vol * spec.tick * p, trades=1))
+            j += 1
+        return bars
 
     # ----- accounts ------------------------------------------------------------------------------------
 
@@ -1496,6 +1542,7 @@ class SimExchange:
     # ----- orders: queries and cancels -----------------------------------------------------------------
 
     def _find_open(self, acct: Account, params: Mapping[str, Any]) -> Order:
+        params = _mapping(params)
         symbol = params.get("symbol")
         self._spec(symbol)
         oid = params.get("orderId")
@@ -1538,6 +1585,7 @@ class SimExchange:
         """REST ``DELETE /orders``: every cancelled order of the symbol."""
         self._advance(now_us)
         acct = self._account(key)
+        body = _mapping(body)
         spec = self._spec(body.get("symbol"))
         if body.get("orderType") == "ConditionalOrder":
             return [], self._drain()

@@ -262,3 +262,34 @@ def test_resting_order_fills_when_the_path_trades_through(ex: SimExchange) -> No
     hist = ex.fill_history(KEY_A, {"fillType": "User"})
     assert hist[0]["isMaker"] is True
     assert hist[0]["feeSymbol"] == "BTC"
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers(-2**40, 2**40) | st.text(max_size=12)
+                           | st.sampled_from(["BTC_USDC", "BTC_USDC_PERP", "Bid", "Ask", "Limit", "Market", "IOC",
+                                              "0.001", "50000.1", "true", "1e5", "NaN", "-1", "0"]),
+                           lambda children: st.lists(children, max_size=3)
+                           | st.dictionaries(st.text(max_size=5), children, max_size=3), max_leaves=6)
+body_keys = st.sampled_from(["symbol", "side", "orderType", "quantity", "price", "quoteQuantity", "timeInForce",
+                             "postOnly", "reduceOnly", "clientId", "selfTradePrevention", "triggerPrice", "orderId"])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.one_of(st.dictionaries(body_keys, json_values, max_size=8), json_values))
+def test_garbage_order_bodies_get_api_errors_only(body: Any) -> None:
+    """Whatever JSON arrives as an order or cancel body, the core answers or raises SimApiError, never crashes."""
+    ex = _GARBAGE_EX
+    now = ex.now_us() + 1000
+    statuses: list[int] = []
+    mapping = body if isinstance(body, dict) else {}
+    calls = (lambda: ex.execute_order(KEY_A, body, now), lambda: ex.cancel_order(KEY_A, body, now),
+             lambda: ex.execute_orders(KEY_A, [body], now), lambda: ex.cancel_all(KEY_A, mapping, now),
+             lambda: ex.get_order(KEY_A, mapping))
+    for call in calls:
+        try:
+            call()
+        except SimApiError as exc:
+            statuses.append(exc.status)
+    assert set(statuses) <= {400, 404}
+
+
+_GARBAGE_EX = make_exchange(seed=8)

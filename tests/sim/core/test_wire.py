@@ -111,3 +111,29 @@ def test_ccxt_parses_private_data(busy: tuple[SimExchange, list[Emit]]) -> None:
     assert positions
     assert Decimal(str(positions[0]["contracts"])) > 0
     assert positions[0]["side"] == "long"
+
+
+def test_project_rest_decoders_accept_every_view(busy: tuple[SimExchange, list[Emit]]) -> None:
+    """engine.backpack.responses decodes every REST view the core serves, as JSON text."""
+    from engine.backpack import responses as r
+
+    ex, _ = busy
+    now = ex.now_us()
+    j = json.dumps
+    r.decode_markets(j(ex.markets()))
+    r.decode_market(j(ex.market(PERP)))
+    r.decode_ticker(j(ex.ticker(PERP)))
+    r.decode_tickers(j(ex.tickers()))
+    r.decode_depth(j(ex.depth("BTC_USDC", 100)))
+    for interval in ("1s", "1m", "1h", "1d", "1w", "1month"):
+        assert r.decode_klines(j(ex.klines(PERP, interval, now // 1_000_000 - 7200, None, now)))
+    assert r.decode_trades(j(ex.trades(PERP, 50)))
+    r.decode_mark_prices(j(ex.mark_prices(PERP)))
+    r.decode_open_interest(j(ex.open_interest(PERP, now)))
+    assert r.decode_funding_rates(j(ex.funding_rates(PERP, 10, 0)))
+    assert r.decode_balances(j(ex.capital(KEY_A)))
+    r.decode_collateral(j(ex.collateral(KEY_A)))
+    assert r.decode_positions(j(ex.positions(KEY_A, PERP)))
+    r.decode_orders(j(ex.open_orders(KEY_A, {})))
+    assert r.decode_orders(j(ex.order_history(KEY_A, {})), "/wapi/v1/history/orders")
+    assert r.decode_fills(j(ex.fill_history(KEY_A, {})))
