@@ -6,6 +6,8 @@ Server and clients share one process and one trio loop (the numbers are for the 
 machine gives; compare rows with each other, not with other machines). Rows:
 * replay: the real server at ``speed = inf`` (the stepper runs as fast as the clients read), all public streams
   of BTC_USDC_PERP;
+* server WS path: the real server's fan-out and hypercorn path, fed synthetic ticker Emits as fast as the
+  clients drain them (the ceiling of the full server, independent of the core's cost);
 * firehose: the benchmark endpoint (``firehose_rate``): pre-templated depth/bookTicker/trade frames written in
   batches (the mode the engine's benchmarks use);
 * REST: concurrent httpx clients on ``/api/v1/ping`` and ``/api/v1/depth?limit=5``.
@@ -26,6 +28,7 @@ import wsproto
 import wsproto.events
 
 from engine.sim.config import SimConfig
+from engine.sim.core import Emit
 from engine.sim.server import ServerStats, SimHandle, serve_simulator
 
 SYMBOL = "BTC_USDC_PERP"
@@ -109,6 +112,28 @@ async def measure_ws(handle: SimHandle, *, clients: int, streams: list[str], sec
     return (sum(counts) - at_warmup) / seconds
 
 
+async def measure_publish(handle: SimHandle, *, clients: int, seconds: float) -> float:
+    """The full server's WebSocket path alone: synthetic Emits published as fast as the clients drain them."""
+    stream = f"ticker.{SYMBOL}"
+    payload = {"e": "ticker", "E": 0, "s": SYMBOL, "o": "40000.1", "c": "40100.2", "h": "41000", "l": "39000",
+               "v": "1234.56789", "V": "49382716.3", "n": 4321}
+    batch = [Emit(stream=stream, data=payload)] * 64
+    app = handle.app
+
+    async def produce() -> None:
+        while True:
+            app.publish(batch)
+            for conn in list(app.connections):
+                await conn.wait_backlog_at_most(app.cfg.ws_queue_size // 2)
+            await trio.lowlevel.checkpoint()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(produce)
+        rate = await measure_ws(handle, clients=clients, streams=[stream], seconds=seconds)
+        nursery.cancel_scope.cancel(reason="measured")
+    return rate
+
+
 async def measure_rest(handle: SimHandle, *, path: str, params: dict[str, str], concurrency: int,
                        seconds: float) -> float:
     """Requests per second answered 200 by ``concurrency`` keep-alive clients."""
@@ -148,6 +173,10 @@ async def run(seconds: float, firehose_rate: int) -> list[tuple[str, str, str]]:
                                          partial(measure_ws, clients=clients, streams=STREAMS, seconds=seconds))
         rows.append((f"replay speed=inf, {clients} client(s)", f"{rate:,.0f} frames/s",
                      f"steps {stats.steps}, dropped slow {stats.ws_dropped_slow}"))
+    for clients in (1, 10):
+        rate, stats = await _with_server(common, partial(measure_publish, clients=clients, seconds=seconds))
+        rows.append((f"server WS path (publish loop), {clients} client(s)", f"{rate:,.0f} frames/s",
+                     f"dropped slow {stats.ws_dropped_slow}"))
     for clients in (1, 10):
         rate, stats = await _with_server(attrs.evolve(common, firehose_rate=firehose_rate),
                                          partial(measure_ws, clients=clients, streams=fire_streams,

@@ -195,10 +195,6 @@ class Subscriptions:
     def has(self, key: str) -> bool:
         return key in self._by_key
 
-    def public_streams(self, prefix: str) -> list[str]:
-        """Subscribed public stream names starting with ``prefix``."""
-        return [k for k in self._by_key if k.startswith(prefix) and "\x00" not in k]
-
 
 class DepthAggregator:
     """Merges real-time depth updates of one symbol into one frame per window (absolute sizes, last wins)."""

@@ -33,20 +33,13 @@ import hypercorn.trio
 import orjson
 import trio
 
-from engine.backpack.signing import (
-    DEFAULT_WINDOW_MS,
-    MAX_WINDOW_MS,
-    batch_signing_string,
-    signing_string,
-    verify_signature,
-)
-from engine.errors import LocalProtocolError
+from engine.backpack.requests import VerifyFailure, verify_request
+from engine.backpack.signing import MAX_WINDOW_MS, verify_signature
 from engine.sim.clock import SimClock, iso_to_us
 from engine.sim.config import SimConfig
 from engine.sim.core import Emit, SimApiError, SimConfigLike, SimExchange, SimParams
 from engine.sim.faults import Faults, FaultStats
 from engine.sim.firehose import FirehoseStats, serve_firehose
-from engine.sim.marketdata import INTERVALS_MS
 from engine.sim.ratelimit import RateLimiter, RateLimiterStats
 from engine.sim.routes import (
     DEPTH_WINDOWS_MS,
@@ -148,7 +141,6 @@ class _Route:
     handler: Callable[[SimApp, _Request, str | None], Awaitable[tuple[int, Any]]]
     instruction: str | None = None  # None = public
     history: bool = False  # counts against the stricter history rate limit
-    batch: bool = False
 
 
 def _int_param(req: _Request, name: str, *, default: int | None = None, what: str = "u64") -> int | None:
@@ -189,8 +181,6 @@ class SimApp:
         self.subs = Subscriptions()
         self.connections: set[Connection] = set()
         self._aggregators: dict[tuple[str, str], DepthAggregator] = {}
-        self._kline_last: dict[str, dict[str, Any]] = {}
-        self._kline_second = 0
         self._next_conn_id = 0
         self._market_us = max(core.start_time_us(), clock.market_now_us())
         self._api_keys = frozenset(cfg.api_keys)
@@ -240,40 +230,11 @@ class SimApp:
                 await trio.sleep_forever()
 
     def step_to(self, now_us: int) -> None:
-        """Advance the core to ``now_us`` and publish what it emitted (plus kline frames, once a second)."""
+        """Advance the core to ``now_us`` and publish what it emitted."""
         emits = self.core.step(now_us)
         self._market_us = now_us
         self._counts["steps"] += 1
         self.publish(emits)
-        second = now_us // 1_000_000
-        if second != self._kline_second:
-            self._kline_second = second
-            self._publish_klines(now_us)
-
-    def _publish_klines(self, now_us: int) -> None:
-        # The core serves candles over REST; the kline streams are derived from that same data here: the open
-        # candle whenever it changed (at most once per market second) and a final X=true frame at its close.
-        now_s = now_us // 1_000_000
-        for stream in self.subs.public_streams("kline."):
-            _, interval, symbol = stream.split(".", 2)
-            span_s = INTERVALS_MS[interval] // 1000
-            try:
-                rows = self.core.klines(symbol, interval, now_s - span_s, None, now_us)
-            except SimApiError:
-                continue  # unknown symbol: the exchange stays silent
-            if not rows:
-                continue
-            current = rows[-1]
-            previous = self._kline_last.get(stream)
-            if previous is not None and previous["start"] != current["start"]:
-                final = next((r for r in rows if r["start"] == previous["start"]), previous)
-                self._deliver(stream, stream, _kline_payload(symbol, final, closed=True, event_us=now_us))
-            elif previous == current:
-                continue
-            self._kline_last[stream] = current
-            self._deliver(stream, stream, _kline_payload(symbol, current, closed=False, event_us=now_us))
-        for stream in [s for s in self._kline_last if not self.subs.has(s)]:
-            del self._kline_last[stream]
 
     async def _wait_outboxes_drained(self) -> None:
         # Unbounded speed: let each client catch up to half its outbox (at most 1 s per client) so that "as
@@ -473,55 +434,22 @@ class SimApp:
     # -- signatures ---------------------------------------------------------------------------------------
 
     def _authenticate(self, req: _Request, route: _Route) -> str:
-        assert route.instruction is not None
-        key = req.headers.get("x-api-key")
-        signature = req.headers.get("x-signature")
-        stamp = req.headers.get("x-timestamp")
-        if not key or not signature or not stamp:
-            missing = "X-API-Key" if not key else "X-Signature" if not signature else "X-Timestamp"
+        # The body is parsed keeping every number's literal text: the signature is over what was sent.
+        body: Any = None
+        if req.method != "GET" and req.body.strip():
+            try:
+                body = _literal_body(req.body)
+            except ValueError as exc:
+                raise _parse_error(f"parse request payload error: {exc}") from None
+        now_ms = self.clock.host_now_ms(self.faults.skew_ms())
+        outcome = verify_request(req.method, req.path, req.query, body, req.headers, now_ms)
+        if isinstance(outcome, VerifyFailure):
             self._counts["signature_failures"] += 1
-            raise _api_error(401, "UNAUTHORIZED", f"Missing {missing} header")
-        try:
-            timestamp_ms = int(stamp)
-            window_ms = int(req.headers.get("x-window", str(DEFAULT_WINDOW_MS)))
-        except ValueError:
-            self._counts["signature_failures"] += 1
-            raise _api_error(400, "INVALID_CLIENT_REQUEST", "Invalid timestamp") from None
-        if not 0 < window_ms <= MAX_WINDOW_MS:
-            self._counts["signature_failures"] += 1
-            raise _api_error(400, "INVALID_CLIENT_REQUEST", "Invalid X-Window header")
-        message = self._signing_message(req, route, timestamp_ms, window_ms)
-        if message is None or not verify_signature(key, message, signature):
-            self._counts["signature_failures"] += 1
-            raise _api_error(400, "INVALID_CLIENT_REQUEST", "Invalid signature")
-        if self._api_keys and key not in self._api_keys:
+            raise _api_error(outcome.status, outcome.code, outcome.message)
+        if self._api_keys and outcome not in self._api_keys:
             self._counts["signature_failures"] += 1
             raise _api_error(401, "UNAUTHORIZED", "Invalid API key")
-        now_ms = self.clock.host_now_ms(self.faults.skew_ms())
-        if now_ms > timestamp_ms + window_ms:
-            self._counts["signature_failures"] += 1
-            raise _api_error(400, "INVALID_CLIENT_REQUEST", "Request has expired")
-        if timestamp_ms > now_ms:
-            self._counts["signature_failures"] += 1
-            raise _api_error(400, "INVALID_CLIENT_REQUEST", "Invalid timestamp")
-        return key
-
-    def _signing_message(self, req: _Request, route: _Route, timestamp_ms: int, window_ms: int) -> str | None:
-        assert route.instruction is not None
-        try:
-            if req.method == "GET" or not req.body.strip():
-                return signing_string(route.instruction, req.query, timestamp_ms, window_ms)
-            body = _literal_body(req.body)
-            if route.batch:
-                if not isinstance(body, list) or not all(isinstance(o, dict) for o in body):
-                    return None
-                return batch_signing_string(route.instruction, body, timestamp_ms, window_ms)
-            if not isinstance(body, dict):
-                return None
-            return signing_string(route.instruction, body, timestamp_ms, window_ms)
-        except (ValueError, LocalProtocolError):
-            # Unparseable JSON or a nested value: nothing that was sent can have been signed.
-            return None
+        return outcome
 
     # -- WebSocket ----------------------------------------------------------------------------------------
 
@@ -641,15 +569,6 @@ class SimApp:
 
     def _ws_error(self, conn: Connection, error: StreamError) -> None:
         self._push(conn, _dumps(error.frame()).decode())
-
-
-def _kline_payload(symbol: str, row: Mapping[str, Any], *, closed: bool, event_us: int) -> dict[str, Any]:
-    """A REST kline row as the kline stream's payload (ISO ``t``/``T``, integer ``n``, closed flag ``X``)."""
-    return {
-        "e": "kline", "E": event_us, "s": symbol, "t": str(row["start"]).replace(" ", "T"),
-        "T": str(row["end"]).replace(" ", "T"), "o": row["open"], "c": row["close"], "h": row["high"],
-        "l": row["low"], "v": row["volume"], "n": int(row["trades"]), "X": closed,
-    }
 
 
 class _LostResponse(Exception):
@@ -877,7 +796,7 @@ _ROUTES: dict[str, dict[str, _Route]] = {
     },
     "/api/v1/orders": {
         "GET": _Route(handler=_open_orders, instruction="orderQueryAll"),
-        "POST": _Route(handler=_execute_orders, instruction="orderExecute", batch=True),
+        "POST": _Route(handler=_execute_orders, instruction="orderExecute"),
         "DELETE": _Route(handler=_cancel_all, instruction="orderCancelAll"),
     },
     "/wapi/v1/history/orders": {"GET": _Route(handler=_order_history, instruction="orderHistoryQueryAll")},

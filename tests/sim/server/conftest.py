@@ -148,3 +148,35 @@ async def ws_client(sim: SimHandle) -> AsyncIterator[trio_websocket.WebSocketCon
                 await ws.aclose()
     finally:
         await stream.aclose()
+
+
+def recording_client(sim: SimHandle) -> tuple[httpx.AsyncClient, list[tuple[str, str, int, bytes]]]:
+    """An httpx client that records (method, path, status, body) of every response it receives."""
+    records: list[tuple[str, str, int, bytes]] = []
+
+    async def hook(response: httpx.Response) -> None:
+        await response.aread()
+        records.append((response.request.method, response.request.url.path, response.status_code,
+                        response.content))
+
+    return httpx.AsyncClient(base_url=sim.rest_url, event_hooks={"response": [hook]}), records
+
+
+def decode_all(records: list[tuple[str, str, int, bytes]]) -> int:
+    """Decode every recorded response with the project's decoders; returns how many were decoded."""
+    from engine.backpack.responses import decode_error, decode_response
+    from engine.errors import ApiError, LocalProtocolError
+
+    decoded = 0
+    for method, path, status, body in records:
+        if status >= 400:
+            if body.startswith(b"{"):
+                assert isinstance(decode_error(status, body), ApiError)
+                decoded += 1
+            continue
+        try:
+            decode_response(path, body, method=method)
+        except LocalProtocolError:
+            continue  # an endpoint the project does not consume (no decoder registered)
+        decoded += 1
+    return decoded

@@ -157,7 +157,8 @@ async def test_clock_skew_moves_server_time_and_signature_window() -> None:
             server_ms = int((await client.get("/api/v1/time")).text)
             assert 9_000 <= now_ms() - server_ms <= 11_000
             refused = await signed(client, "GET", "/api/v1/capital", "balanceQuery")
-            assert refused.json() == {"code": "INVALID_CLIENT_REQUEST", "message": "Invalid timestamp"}
+            assert refused.json()["code"] == "INVALID_CLIENT_REQUEST"
+            assert refused.json()["message"].startswith("Invalid timestamp")
             synced = await signed(client, "GET", "/api/v1/capital", "balanceQuery", timestamp_ms=server_ms)
             assert synced.status_code == 200
             assert sim.faults.statistics().clock_skewed >= 3

@@ -9,10 +9,13 @@ import httpx
 import trio
 
 from engine.backpack.signing import Signer
+from engine.sim.server import SimHandle
 from tests.sim.server.conftest import (
     SIGNER,
     SYMBOL,
+    decode_all,
     now_ms,
+    recording_client,
     running_sim,
     signed,
     signed_batch,
@@ -47,34 +50,42 @@ async def test_unknown_path_and_wrong_method() -> None:
 async def test_public_market_data_shapes() -> None:
     """Markets, ticker, depth, klines, trades and perp data answer JSON with string decimals, no envelope."""
     with trio.fail_after(30):
-        async with running_sim() as sim, httpx.AsyncClient(base_url=sim.rest_url) as client:
-            assert (await client.get("/api/v1/status")).json()["status"] == "Ok"
-            markets = (await client.get("/api/v1/markets")).json()
-            assert SYMBOL in {m["symbol"] for m in markets}
-            assert (await client.get("/api/v1/market", params={"symbol": SYMBOL})).json()["symbol"] == SYMBOL
-            ticker = (await client.get("/api/v1/ticker", params={"symbol": SYMBOL})).json()
-            assert isinstance(ticker["lastPrice"], str)
-            Decimal(ticker["lastPrice"])
-            depth = (await client.get("/api/v1/depth", params={"symbol": SYMBOL, "limit": "5"})).json()
-            assert isinstance(depth["lastUpdateId"], str)
-            assert isinstance(depth["timestamp"], int)
-            asks = [Decimal(p) for p, _ in depth["asks"]]
-            bids = [Decimal(p) for p, _ in depth["bids"]]
-            assert asks == sorted(asks)
-            assert bids == sorted(bids)
-            assert 0 < len(asks) <= 5
-            assert bids[-1] < asks[0]
-            start_s = sim.app.market_now_us // 1_000_000 - 3600
-            klines = (await client.get("/api/v1/klines", params={"symbol": SYMBOL, "interval": "1m",
-                                                                 "startTime": str(start_s)})).json()
-            assert klines
-            assert isinstance(klines[0]["open"], str)
-            assert (await client.get("/api/v1/trades", params={"symbol": SYMBOL, "limit": "5"})).status_code == 200
-            marks = (await client.get("/api/v1/markPrices", params={"symbol": SYMBOL})).json()
-            assert marks[0]["symbol"] == SYMBOL
-            assert (await client.get("/api/v1/openInterest", params={"symbol": SYMBOL})).status_code == 200
-            rates = await client.get("/api/v1/fundingRates", params={"symbol": SYMBOL})
-            assert rates.status_code == 200
+        async with running_sim() as sim:
+            client, records = recording_client(sim)
+            async with client:
+                await _public_calls(sim, client)
+            assert decode_all(records) == 9
+
+
+async def _public_calls(sim: SimHandle, client: httpx.AsyncClient) -> None:
+    """The calls of the test above (kept apart so the recording client wraps them)."""
+    assert (await client.get("/api/v1/status")).json()["status"] == "Ok"
+    markets = (await client.get("/api/v1/markets")).json()
+    assert SYMBOL in {m["symbol"] for m in markets}
+    assert (await client.get("/api/v1/market", params={"symbol": SYMBOL})).json()["symbol"] == SYMBOL
+    ticker = (await client.get("/api/v1/ticker", params={"symbol": SYMBOL})).json()
+    assert isinstance(ticker["lastPrice"], str)
+    Decimal(ticker["lastPrice"])
+    depth = (await client.get("/api/v1/depth", params={"symbol": SYMBOL, "limit": "5"})).json()
+    assert isinstance(depth["lastUpdateId"], str)
+    assert isinstance(depth["timestamp"], int)
+    asks = [Decimal(p) for p, _ in depth["asks"]]
+    bids = [Decimal(p) for p, _ in depth["bids"]]
+    assert asks == sorted(asks)
+    assert bids == sorted(bids)
+    assert 0 < len(asks) <= 5
+    assert bids[-1] < asks[0]
+    start_s = sim.app.market_now_us // 1_000_000 - 3600
+    klines = (await client.get("/api/v1/klines", params={"symbol": SYMBOL, "interval": "1m",
+                                                         "startTime": str(start_s)})).json()
+    assert klines
+    assert isinstance(klines[0]["open"], str)
+    assert (await client.get("/api/v1/trades", params={"symbol": SYMBOL, "limit": "5"})).status_code == 200
+    marks = (await client.get("/api/v1/markPrices", params={"symbol": SYMBOL})).json()
+    assert marks[0]["symbol"] == SYMBOL
+    assert (await client.get("/api/v1/openInterest", params={"symbol": SYMBOL})).status_code == 200
+    rates = await client.get("/api/v1/fundingRates", params={"symbol": SYMBOL})
+    assert rates.status_code == 200
 
 
 async def test_parse_failures_are_plain_text_and_semantic_errors_json() -> None:
@@ -104,13 +115,13 @@ async def test_signed_requests_are_verified() -> None:
             headers = signed_headers("balanceQuery", {}, signer=SIGNER)
             headers["X-API-Key"] = other.public_key_b64
             forged = await client.get("/api/v1/capital", headers=headers)
-            assert forged.status_code == 400
+            assert forged.status_code == 401
             assert forged.json() == {"code": "INVALID_CLIENT_REQUEST", "message": "Invalid signature"}
             tampered = await client.get("/api/v1/orders", params={"symbol": "ETH_USDC"},
                                         headers=signed_headers("orderQueryAll", {"symbol": SYMBOL}))
             assert tampered.json()["message"] == "Invalid signature"
             wrong_instruction = await client.get("/api/v1/capital", headers=signed_headers("accountQuery", {}))
-            assert wrong_instruction.status_code == 400
+            assert wrong_instruction.status_code == 401
             old = await client.get("/api/v1/capital",
                                    headers=signed_headers("balanceQuery", {}, timestamp_ms=now_ms() - 10_000))
             assert old.json() == {"code": "INVALID_CLIENT_REQUEST", "message": "Request has expired"}
@@ -135,52 +146,60 @@ async def test_signature_is_over_the_literal_body_text() -> None:
 async def test_order_lifecycle_over_rest() -> None:
     """Limit IOC, resting limit, get/open orders, cancel, batch and history all answer as the exchange does."""
     with trio.fail_after(30):
-        async with running_sim() as sim, httpx.AsyncClient(base_url=sim.rest_url) as client:
-            depth = (await client.get("/api/v1/depth", params={"symbol": SYMBOL, "limit": "5"})).json()
-            best_ask = Decimal(depth["asks"][0][0])
-            best_bid = Decimal(depth["bids"][-1][0])
-            ioc = await signed(client, "POST", "/api/v1/order", "orderExecute", {
-                "symbol": SYMBOL, "side": "Bid", "orderType": "Limit", "price": str(best_ask),
-                "quantity": "0.001", "timeInForce": "IOC", "clientId": 11})
-            assert ioc.status_code == 200, ioc.text
-            assert ioc.json()["clientId"] == 11
-            assert ioc.json()["status"] in ("Filled", "Expired", "PartiallyFilled")
-            low = str((best_bid * Decimal("0.9")).quantize(Decimal("0.1")))
-            rest = await signed(client, "POST", "/api/v1/order", "orderExecute", {
-                "symbol": SYMBOL, "side": "Bid", "orderType": "Limit", "price": low, "quantity": "0.001",
-                "postOnly": True, "clientId": 12})
-            assert rest.json()["status"] == "New", rest.text
-            order_id = rest.json()["id"]
-            got = await signed(client, "GET", "/api/v1/order", "orderQuery", {"symbol": SYMBOL, "clientId": "12"})
-            assert got.json()["id"] == order_id
-            open_orders = await signed(client, "GET", "/api/v1/orders", "orderQueryAll", {"symbol": SYMBOL})
-            assert [o["id"] for o in open_orders.json()] == [order_id]
-            cancelled = await signed(client, "DELETE", "/api/v1/order", "orderCancel",
-                                     {"symbol": SYMBOL, "orderId": order_id})
-            assert cancelled.json()["status"] == "Cancelled"
-            gone = await signed(client, "GET", "/api/v1/order", "orderQuery", {"symbol": SYMBOL, "orderId": order_id})
-            assert gone.status_code == 404
-            assert gone.json()["code"] == "RESOURCE_NOT_FOUND"
-            batch = await signed_batch(client, [
-                {"symbol": SYMBOL, "side": "Bid", "orderType": "Limit", "price": low, "quantity": "0.001",
-                 "postOnly": True},
-                {"symbol": SYMBOL, "side": "Bid", "orderType": "Limit", "price": low, "quantity": "0.002",
-                 "postOnly": True},
-            ])
-            assert batch.status_code == 200, batch.text
-            assert len(batch.json()) == 2
-            cancel_all = await signed(client, "DELETE", "/api/v1/orders", "orderCancelAll", {"symbol": SYMBOL})
-            assert len(cancel_all.json()) == 2
-            history = await signed(client, "GET", "/wapi/v1/history/orders", "orderHistoryQueryAll",
-                                   {"symbol": SYMBOL})
-            assert len(history.json()) >= 4
-            fills = await signed(client, "GET", "/wapi/v1/history/fills", "fillHistoryQueryAll", {"symbol": SYMBOL})
-            assert fills.status_code == 200
-            for path, instruction in (("/api/v1/capital/collateral", "collateralQuery"),
-                                      ("/api/v1/account", "accountQuery"), ("/api/v1/position", "positionQuery"),
-                                      ("/wapi/v1/history/funding", "fundingHistoryQueryAll")):
-                assert (await signed(client, "GET", path, instruction)).status_code == 200, path
-            assert sim.statistics().rest_errors == 1
+        async with running_sim() as sim:
+            client, records = recording_client(sim)
+            async with client:
+                await _lifecycle_calls(sim, client)
+            assert decode_all(records) >= 13
+
+
+async def _lifecycle_calls(sim: SimHandle, client: httpx.AsyncClient) -> None:
+    """The calls of the test above (kept apart so the recording client wraps them)."""
+    depth = (await client.get("/api/v1/depth", params={"symbol": SYMBOL, "limit": "5"})).json()
+    best_ask = Decimal(depth["asks"][0][0])
+    best_bid = Decimal(depth["bids"][-1][0])
+    ioc = await signed(client, "POST", "/api/v1/order", "orderExecute", {
+        "symbol": SYMBOL, "side": "Bid", "orderType": "Limit", "price": str(best_ask),
+        "quantity": "0.001", "timeInForce": "IOC", "clientId": 11})
+    assert ioc.status_code == 200, ioc.text
+    assert ioc.json()["clientId"] == 11
+    assert ioc.json()["status"] in ("Filled", "Expired", "PartiallyFilled")
+    low = str((best_bid * Decimal("0.9")).quantize(Decimal("0.1")))
+    rest = await signed(client, "POST", "/api/v1/order", "orderExecute", {
+        "symbol": SYMBOL, "side": "Bid", "orderType": "Limit", "price": low, "quantity": "0.001",
+        "postOnly": True, "clientId": 12})
+    assert rest.json()["status"] == "New", rest.text
+    order_id = rest.json()["id"]
+    got = await signed(client, "GET", "/api/v1/order", "orderQuery", {"symbol": SYMBOL, "clientId": "12"})
+    assert got.json()["id"] == order_id
+    open_orders = await signed(client, "GET", "/api/v1/orders", "orderQueryAll", {"symbol": SYMBOL})
+    assert [o["id"] for o in open_orders.json()] == [order_id]
+    cancelled = await signed(client, "DELETE", "/api/v1/order", "orderCancel",
+                             {"symbol": SYMBOL, "orderId": order_id})
+    assert cancelled.json()["status"] == "Cancelled"
+    gone = await signed(client, "GET", "/api/v1/order", "orderQuery", {"symbol": SYMBOL, "orderId": order_id})
+    assert gone.status_code == 404
+    assert gone.json()["code"] == "RESOURCE_NOT_FOUND"
+    batch = await signed_batch(client, [
+        {"symbol": SYMBOL, "side": "Bid", "orderType": "Limit", "price": low, "quantity": "0.001",
+         "postOnly": True},
+        {"symbol": SYMBOL, "side": "Bid", "orderType": "Limit", "price": low, "quantity": "0.002",
+         "postOnly": True},
+    ])
+    assert batch.status_code == 200, batch.text
+    assert len(batch.json()) == 2
+    cancel_all = await signed(client, "DELETE", "/api/v1/orders", "orderCancelAll", {"symbol": SYMBOL})
+    assert len(cancel_all.json()) == 2
+    history = await signed(client, "GET", "/wapi/v1/history/orders", "orderHistoryQueryAll",
+                           {"symbol": SYMBOL})
+    assert len(history.json()) >= 4
+    fills = await signed(client, "GET", "/wapi/v1/history/fills", "fillHistoryQueryAll", {"symbol": SYMBOL})
+    assert fills.status_code == 200
+    for path, instruction in (("/api/v1/capital/collateral", "collateralQuery"),
+                              ("/api/v1/account", "accountQuery"), ("/api/v1/position", "positionQuery"),
+                              ("/wapi/v1/history/funding", "fundingHistoryQueryAll")):
+        assert (await signed(client, "GET", path, instruction)).status_code == 200, path
+    assert sim.statistics().rest_errors == 1
 
 
 async def test_history_rate_limit_answers_429() -> None:
