@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -19,9 +20,22 @@ import trio_websocket
 
 from engine.backpack.signing import signing_string, verify_signature
 
-__all__ = ["FakeExchange"]
+__all__ = ["FakeExchange", "kline_row"]
 
 T0_US = 1_788_000_000_000_000
+
+
+def _epoch_s(text: str) -> int:
+    return int(datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp())
+
+
+def kline_row(start_ms: int, step_ms: int, close: str) -> dict[str, Any]:
+    """A REST kline row (protocol 3.5) for the bar starting at ``start_ms``."""
+    fmt = "%Y-%m-%d %H:%M:%S"
+    return {"start": datetime.fromtimestamp(start_ms / 1000, UTC).strftime(fmt),
+            "end": datetime.fromtimestamp((start_ms + step_ms) / 1000, UTC).strftime(fmt),
+            "open": close, "high": close, "low": close, "close": close, "volume": "1", "quoteVolume": close,
+            "trades": "1"}
 
 
 class FakeExchange:
@@ -147,5 +161,7 @@ class FakeExchange:
                                               "indexPrice": str(self.mark_price), "fundingRate": "0.0000125",
                                               "nextFundingTimestamp": 1788003600000}])
         if path == "/api/v1/klines":
-            return httpx.Response(200, json=self.klines)
+            lo, hi = int(q["startTime"]), int(q.get("endTime", "99999999999"))
+            rows = [k for k in self.klines if lo <= _epoch_s(k["start"]) < hi]
+            return httpx.Response(200, json=rows)
         return httpx.Response(404, text="not found")
