@@ -19,6 +19,8 @@
     +-- ApiError                  the exchange answered with an error body {"code","message"}
         +-- OrderRejected         the exchange refused an order (INVALID_ORDER, INSUFFICIENT_FUNDS, ...)
         +-- NotFound              RESOURCE_NOT_FOUND (e.g. an order that is no longer on the book)
+        +-- SignatureRejected     bad signature, expired window, unknown key (also an AuthError)
+        +-- ServerUnavailable     HTTP 5xx, MAINTENANCE, TIMEOUT (also an ExchangeUnavailable)
 
 Third-party exceptions (httpx, trio-websocket, json, nacl) are translated into this tree in exactly one
 place per boundary, with ``raise OurError(...) from exc``.
@@ -43,6 +45,8 @@ __all__ = [
     "RateLimited",
     "RemoteProtocolError",
     "RestartIntensityExceeded",
+    "ServerUnavailable",
+    "SignatureRejected",
     "TransientError",
 ]
 
@@ -123,3 +127,11 @@ class OrderRejected(ApiError):
 
 class NotFound(ApiError):
     pass
+
+
+class SignatureRejected(ApiError, AuthError):
+    """The exchange refused our credentials: bad signature, expired window, unknown or unauthorised key."""
+
+
+class ServerUnavailable(ApiError, ExchangeUnavailable):
+    """The exchange answered 5xx / MAINTENANCE / TIMEOUT: transient, retry with backoff."""
