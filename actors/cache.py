@@ -30,7 +30,7 @@ import attrs
 import httpx
 import trio
 
-from actors.feed import rest_get_json
+from actors.feed import rest_get
 from engine.backpack.events import (
     BalanceUpdate,
     BookTicker,
@@ -44,7 +44,8 @@ from engine.backpack.events import (
     Trade,
     WsError,
 )
-from engine.errors import ApiError, ExchangeUnavailable, InvariantViolation, RemoteProtocolError
+from engine.backpack.responses import decode_depth, decode_klines, decode_mark_prices, decode_ticker
+from engine.errors import ApiError, ExchangeUnavailable, InvariantViolation, ProtocolError
 from engine.market.candles import Candle, CandleBook, interval_ms
 from engine.market.clusters import ClusterMap
 from engine.market.config import CANDLE_INTERVALS, CacheConfig
@@ -59,7 +60,6 @@ from engine.market.feed_events import (
 )
 from engine.market.prices import PRICE_KINDS, PriceBoard, PriceKind, PriceLimits
 from engine.market.quality import QualityTracker
-from engine.market.rest import decode_depth, decode_klines, decode_mark_prices, decode_ticker_last
 from engine.market.streams import watch_key
 from engine.market.view import BookSummary, Funding, MarketState, MarketView
 from engine.runtime.channels import LatestSender
@@ -363,24 +363,27 @@ class _Cache:
         try:
             with trio.fail_after(self.cfg.rest_timeout_s):
                 if kind == "last":
-                    body = await rest_get_json(self.client, "/api/v1/ticker", {"symbol": symbol})
+                    body = await rest_get(self.client, "/api/v1/ticker", {"symbol": symbol})
                     recv = trio.current_time()
-                    self.board.record(symbol, "last", value=decode_ticker_last(body), source="rest", recv_s=recv)
+                    self.board.record(symbol, "last", value=decode_ticker(body).last_price, source="rest",
+                                      recv_s=recv)
                 elif kind == "mark":
-                    body = await rest_get_json(self.client, "/api/v1/markPrices", {"symbol": symbol})
+                    body = await rest_get(self.client, "/api/v1/markPrices", {"symbol": symbol})
                     recv = trio.current_time()
                     for row in decode_mark_prices(body):
                         if row.symbol == symbol:
                             self.board.record(symbol, "mark", value=row.mark_price, source="rest", recv_s=recv)
                             self.funding[symbol] = _Funding(
                                 mark=row.mark_price, index=row.index_price, rate=row.funding_rate,
-                                next_ms=row.next_funding_ms, source="rest", recv_s=recv)
+                                next_ms=None if row.next_funding_time_us is None else row.next_funding_time_us // 1000,
+                                source="rest", recv_s=recv)
                 else:
-                    body = await rest_get_json(self.client, "/api/v1/depth", {"symbol": symbol, "limit": 5})
+                    body = await rest_get(self.client, "/api/v1/depth", {"symbol": symbol, "limit": 5})
                     recv = trio.current_time()
-                    snap = decode_depth(body, symbol)
-                    if snap.bids and snap.asks and snap.bids[0][0] < snap.asks[0][0]:
-                        (bid, bid_size), (ask, ask_size) = snap.bids[0], snap.asks[0]
+                    snap = decode_depth(body)
+                    # Both sides are ascending on the wire: the best bid is the last one.
+                    if snap.bids and snap.asks and snap.bids[-1][0] < snap.asks[0][0]:
+                        (bid, bid_size), (ask, ask_size) = snap.bids[-1], snap.asks[0]
                         self.board.record(symbol, "mid", value=(bid + ask) / 2, source="rest", recv_s=recv)
                         held = self.books[symbol]
                         if held is None or held.summary_source == "rest" or recv - held.recv_s > self.cfg.book_fresh_s:
@@ -393,7 +396,7 @@ class _Cache:
         except trio.TooSlowError:
             self.quality.decode_error(stream, "timeout")
             return
-        except (ExchangeUnavailable, ApiError, RemoteProtocolError) as exc:
+        except (ExchangeUnavailable, ApiError, ProtocolError) as exc:
             log.warning("REST fallback %s for %s failed: %s", kind, symbol, exc)
             self.quality.decode_error(stream, type(exc).__name__)
             return
@@ -420,28 +423,31 @@ class _Cache:
         stream = f"rest.klines.{interval}"
         try:
             with trio.fail_after(self.cfg.rest_timeout_s):
-                body = await rest_get_json(self.client, "/api/v1/klines", {
+                body = await rest_get(self.client, "/api/v1/klines", {
                     "symbol": symbol, "interval": interval, "startTime": start_ms // 1000,
                     "endTime": end_ms // 1000})
             rows = decode_klines(body)
         except trio.TooSlowError:
             self.quality.decode_error(stream, "timeout")
             return
-        except (ExchangeUnavailable, ApiError, RemoteProtocolError) as exc:
+        except (ExchangeUnavailable, ApiError, ProtocolError) as exc:
             log.warning("kline backfill %s %s failed: %s", symbol, interval, exc)
             self.quality.decode_error(stream, type(exc).__name__)
             return
         self.quality.message(stream, now_s=trio.current_time())
         series = self.candles[symbol].series(interval)
         now = self.market_now_ms()
+        step = interval_ms(interval)
         for row in rows:
-            if not start_ms <= row.start_ms < end_ms or row.end_ms > now:
+            row_start = _ms(row.start)
+            row_end = row_start + step if row.end is None else _ms(row.end)
+            if not start_ms <= row_start < end_ms or row_end > now:
                 continue  # outside the gap, or the still-open bar
             try:
                 if row.open is None or row.high is None or row.low is None or row.close is None:
-                    series.mark_empty(row.start_ms)
+                    series.mark_empty(row_start)
                 else:
-                    series.apply(Candle(interval=interval, start_ms=row.start_ms, end_ms=row.end_ms, open=row.open,
+                    series.apply(Candle(interval=interval, start_ms=row_start, end_ms=row_end, open=row.open,
                                         high=row.high, low=row.low, close=row.close, volume=row.volume,
                                         trades=row.trades, final=True, event_ms=0))
             except ValueError:

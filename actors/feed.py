@@ -1,6 +1,6 @@
 """The feed actor: one WebSocket connection carrying every configured stream, decoded into ``FeedEvent``s.
 
-Owns the socket, the REST client used for depth snapshots (unless one is injected), one ``DepthSync`` per
+Owns the socket, the REST client used for depth snapshots (unless one is injected), one ``OrderBook`` per
 market and one stall watch per watched stream. Invariants:
 
 * One attempt = one connection. Every connect sends every subscription (private ones signed with a fresh
@@ -32,8 +32,10 @@ import httpx
 import trio
 import trio_websocket
 
+from engine.backpack.book import Applied, OrderBook, ResyncNeeded
 from engine.backpack.events import BalanceUpdate, Depth, OrderUpdate, PositionUpdate, WsError
-from engine.backpack.frames import decode_frame, parse_json
+from engine.backpack.frames import decode_frame
+from engine.backpack.responses import DepthSnapshot, decode_depth, decode_error
 from engine.backpack.signing import Signer
 from engine.errors import (
     ApiError,
@@ -43,11 +45,11 @@ from engine.errors import (
     ExchangeUnavailable,
     FeedDisconnected,
     FeedStale,
+    ProtocolError,
     RateLimited,
     RemoteProtocolError,
 )
 from engine.market.config import FeedConfig
-from engine.market.depth import Applied, DepthSync, Resync
 from engine.market.feed_events import (
     BookInvalid,
     BookState,
@@ -57,7 +59,6 @@ from engine.market.feed_events import (
     Received,
     StreamStalled,
 )
-from engine.market.rest import DepthSnapshot, decode_depth
 from engine.market.streams import (
     Plan,
     Watch,
@@ -68,7 +69,7 @@ from engine.market.streams import (
     watch_key,
 )
 
-__all__ = ["BOOK_TOP_LEVELS", "DEPTH_ANALYSIS_BPS", "rest_get_json", "run_feed"]
+__all__ = ["BOOK_TOP_LEVELS", "DEPTH_ANALYSIS_BPS", "rest_get", "run_feed"]
 
 log = logging.getLogger("engine.feed")
 
@@ -87,26 +88,16 @@ async def _rest_client(rest: httpx.AsyncClient | str, timeout_s: float) -> Async
         yield client
 
 
-async def rest_get_json(client: httpx.AsyncClient, path: str, params: dict[str, str | int]) -> object:
-    """GET a public endpoint; the one place httpx and exchange errors are translated for the data layer."""
+async def rest_get(client: httpx.AsyncClient, path: str, params: dict[str, str | int]) -> bytes:
+    """GET a public endpoint and return the body of a 200; the one place httpx errors are translated for the
+    data layer (error bodies are classified by ``decode_error``: 429 -> RateLimited, 5xx -> unavailable)."""
     try:
         response = await client.get(path, params=params)
     except httpx.HTTPError as exc:
         raise ExchangeUnavailable(f"GET {path}: {type(exc).__name__}: {exc}") from exc
-    if response.status_code == 429:
-        raise RateLimited("TOO_MANY_REQUESTS", f"GET {path}", 429)
-    if response.status_code >= 500:
-        raise ExchangeUnavailable(f"GET {path}: HTTP {response.status_code}")
     if response.status_code != 200:
-        code, message = "HTTP_ERROR", response.text[:200]
-        try:
-            body = parse_json(response.content, path)
-            if isinstance(body, dict):
-                code, message = str(body.get("code", code)), str(body.get("message", message))
-        except RemoteProtocolError:
-            pass  # plain-text error bodies are normal for request-parse failures (protocol 6.1)
-        raise ApiError(code, f"GET {path}: {message}", response.status_code)
-    return parse_json(response.content, f"GET {path}")
+        raise decode_error(response.status_code, response.content)
+    return response.content
 
 
 @attrs.frozen
@@ -143,7 +134,7 @@ class _Session:
         self.out = out
         self.account_out = account_out
         self.now_ms = now_ms
-        self.books = {s: DepthSync(s, max_buffer=cfg.depth_buffer_frames) for s in plan.depth_symbols}
+        self.books = {s: OrderBook(s, max_buffered=cfg.depth_buffer_frames) for s in plan.depth_symbols}
         self.fetching: set[str] = set()
         self.watch_scopes: dict[str, tuple[trio.CancelScope, float]] = {}
         self.failure: EngineError | None = None
@@ -187,16 +178,16 @@ class _Session:
         async with inbound:
             try:
                 with trio.fail_after(self.cfg.snapshot_timeout_s):
-                    body = await rest_get_json(
+                    body = await rest_get(
                         self.client, "/api/v1/depth", {"symbol": symbol, "limit": self.cfg.depth_levels})
-                snapshot = decode_depth(body, symbol)
+                snapshot = decode_depth(body)
             except trio.TooSlowError:
                 self.fail(ExchangeUnavailable(f"depth snapshot for {symbol}: no answer in {self.cfg.snapshot_timeout_s:g}s"))
                 return
             except (ExchangeUnavailable, RateLimited) as exc:
                 self.fail(exc)
                 return
-            except (ApiError, RemoteProtocolError) as exc:
+            except (ApiError, ProtocolError) as exc:
                 # A malformed or refused snapshot cannot be fixed by retrying on this connection.
                 self.fail(ExchangeUnavailable(f"depth snapshot for {symbol}: {exc}"))
                 return
@@ -209,18 +200,19 @@ class _Session:
         assert self.nursery is not None
         self.nursery.start_soon(self.fetch_snapshot, symbol, inbound.clone())
 
-    async def emit_book(self, book: DepthSync, engine_time_us: int | None) -> None:
+    async def emit_book(self, book: OrderBook, engine_time_us: int | None) -> None:
         bids, asks = book.top(BOOK_TOP_LEVELS)
-        bid_depth, ask_depth = book.depth_within(DEPTH_ANALYSIS_BPS)
+        bid_depth, ask_depth = book.size_within_bps(DEPTH_ANALYSIS_BPS) or (Decimal(0), Decimal(0))
         await self.out.send(BookState(
-            symbol=book.symbol, update_id=book.update_id, bids=bids, asks=asks, bid_depth=bid_depth,
+            symbol=book.symbol, update_id=book.last_update_id or 0, bids=bids, asks=asks, bid_depth=bid_depth,
             ask_depth=ask_depth, depth_bps=DEPTH_ANALYSIS_BPS, engine_time_us=engine_time_us,
             recv_s=trio.current_time(),
         ))
 
-    async def resync(self, book: DepthSync, outcome: Resync, inbound: trio.MemorySendChannel[_Inbound]) -> None:
+    async def resync(self, book: OrderBook, outcome: ResyncNeeded,
+                     inbound: trio.MemorySendChannel[_Inbound]) -> None:
         log.info("depth %s resync: %s", book.symbol, outcome.reason)
-        await self.out.send(BookInvalid(symbol=book.symbol, reason=outcome.reason, gap=outcome.gap,
+        await self.out.send(BookInvalid(symbol=book.symbol, reason=outcome.reason, gap="gap" in outcome.reason,
                                         recv_s=trio.current_time()))
         self.request_snapshot(book.symbol, inbound)
 
@@ -236,10 +228,10 @@ class _Session:
     async def on_snapshot(self, item: _Snapshot, inbound: trio.MemorySendChannel[_Inbound]) -> None:
         self.fetching.discard(item.symbol)
         book = self.books[item.symbol]
-        outcome = book.on_snapshot(item.snapshot)
-        if isinstance(outcome, Resync):
+        outcome = book.apply_snapshot(item.snapshot)
+        if isinstance(outcome, ResyncNeeded):
             await self.resync(book, outcome, inbound)
-        else:
+        elif isinstance(outcome, Applied):
             await self.emit_book(book, None)
 
     async def on_frame(self, item: _Frame, inbound: trio.MemorySendChannel[_Inbound]) -> None:
@@ -253,8 +245,9 @@ class _Session:
                 match = _DEPTH_SYMBOL.search(str(exc))
                 targets = [match.group(1)] if match and match.group(1) in self.books else list(self.books)
                 for symbol in targets:
-                    await self.resync(self.books[symbol], self.books[symbol].invalidate("undecodable depth frame"),
-                                      inbound)
+                    # A fresh book (empty, buffering) is the documented way to drop a book and resnapshot.
+                    self.books[symbol] = OrderBook(symbol, max_buffered=self.cfg.depth_buffer_frames)
+                    await self.resync(self.books[symbol], ResyncNeeded(reason="undecodable depth frame"), inbound)
             return
         match event:
             case WsError(code=4003):
@@ -269,10 +262,10 @@ class _Session:
                 if book is None or event.window_ms is not None:
                     await self.out.send(Received(event=event, recv_s=item.recv_s, recv_ms=item.recv_ms))
                     return
-                outcome = book.on_delta(event)
+                outcome = book.apply_delta(event)
                 if isinstance(outcome, Applied):
                     await self.emit_book(book, event.engine_time_us)
-                elif isinstance(outcome, Resync):
+                elif isinstance(outcome, ResyncNeeded):
                     await self.resync(book, outcome, inbound)
             case OrderUpdate() | PositionUpdate() | BalanceUpdate():
                 target = self.account_out if self.account_out is not None else self.out

@@ -122,7 +122,7 @@ async def test_stream_that_never_returns_ends_in_stale(autojump_clock: trio.test
             assert v.stale
             failures = v.quality.stream("rest.ticker")
             assert failures is not None
-            assert dict(failures.decode_errors)["ExchangeUnavailable"] >= 1
+            assert dict(failures.decode_errors)["ServerUnavailable"] >= 1
         nursery.cancel_scope.cancel(reason="test done")
 
 
