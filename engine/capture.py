@@ -47,14 +47,17 @@ __all__ = [
     "CaptureRecord",
     "CaptureSummary",
     "DepthGap",
+    "ReplayFrame",
     "SummaryBuilder",
     "error_reason",
+    "frame_stream",
     "header_line",
     "iter_capture",
     "open_capture_for_writing",
     "read_capture",
     "record_line",
     "render_summary",
+    "replay_frames",
     "summarize",
 ]
 
@@ -216,13 +219,13 @@ def _read_lines(path: Path) -> Iterator[str]:
             yield from handle
     except OSError as exc:
         # gzip.BadGzipFile is an OSError too; EOFError is a truncated gzip stream.
-        raise CaptureError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+        raise CaptureError(f"cannot read: {exc.strerror or exc}") from exc
     except EOFError as exc:
-        raise CaptureError(f"{path}: truncated gzip data: {exc}") from exc
+        raise CaptureError(f"truncated gzip data: {exc}") from exc
     except zlib.error as exc:
-        raise CaptureError(f"{path}: corrupt gzip data: {exc}") from exc
+        raise CaptureError(f"corrupt gzip data: {exc}") from exc
     except UnicodeDecodeError as exc:
-        raise CaptureError(f"{path}: not UTF-8 text: {exc}") from exc
+        raise CaptureError(f"not UTF-8 text: {exc}") from exc
 
 
 def read_capture(path: Path) -> tuple[CaptureHeader, Iterator[CaptureRecord | BadLine]]:
@@ -424,3 +427,42 @@ def render_summary(summary: CaptureSummary) -> str:
     out.append(f"out-of-order event times: {sum(summary.out_of_order.values())}")
     out += [f"  {stream:<32} {count:>9}" for stream, count in sorted(summary.out_of_order.items())]
     return "\n".join(out) + "\n"
+
+
+# --- replay -----------------------------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class ReplayFrame:
+    """A recorded frame prepared for replay: seconds after the first record, its stream (if any), the frame."""
+
+    offset_s: float
+    stream: str | None
+    frame: str | bytes
+
+
+def frame_stream(frame: str | bytes) -> str | None:
+    """The ``stream`` a raw frame names, or None (not JSON, not an object, or no string ``stream``)."""
+    try:
+        obj = json.loads(frame)
+    except (ValueError, TypeError, RecursionError):
+        return None
+    if isinstance(obj, dict):
+        stream = obj.get("stream")
+        if isinstance(stream, str):
+            return stream
+    return None
+
+
+def replay_frames(items: Iterable[CaptureRecord | BadLine]) -> tuple[ReplayFrame, ...]:
+    """The records of a capture as replay frames, spaced by their trio clock receive times (bad lines skipped)."""
+    out: list[ReplayFrame] = []
+    first: float | None = None
+    for item in items:
+        if isinstance(item, BadLine):
+            continue
+        if first is None:
+            first = item.t_mono
+        out.append(ReplayFrame(offset_s=max(0.0, item.t_mono - first), stream=frame_stream(item.frame),
+                               frame=item.frame))
+    return tuple(out)
