@@ -237,6 +237,7 @@ def read_capture(path: Path) -> tuple[CaptureHeader, Iterator[CaptureRecord | Ba
 # --- summary ----------------------------------------------------------------------------------------------
 
 
+_FIXED_PREFIXES = frozenset({"ws frame", "error frame"})
 _VARYING = re.compile(r"(, got\b|\(char \d|: '|: \"|\d).*$", re.S)
 
 
@@ -248,7 +249,8 @@ def error_reason(exc: ProtocolError) -> str:
     ``"RemoteProtocolError: field 'U': first update id"``.
     """
     parts = str(exc).split(": ")
-    if parts and (parts[0].startswith("'") or parts[0].startswith('"')):
+    if len(parts) > 1 and parts[0] not in _FIXED_PREFIXES:
+        # decode_frame puts the stream name (quoted or not) first, except for these fixed prefixes.
         parts = parts[1:]
     text = ": ".join(parts[:2])
     text = _VARYING.sub("", text).rstrip(" :,")

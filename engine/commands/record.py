@@ -151,16 +151,52 @@ class _Sink:
         self.frames += 1
 
 
-async def _receive_all(ws: trio_websocket.WebSocketConnection, sink: _Sink) -> str:
-    """Write frames until the server closes; returns why it stopped."""
+async def _receive_all(ws: trio_websocket.WebSocketConnection, sink: _Sink, subscribe: str) -> str:
+    """Subscribe, then write frames until the server closes; returns why it stopped."""
+    sent = False
     while True:
         try:
+            if not sent:
+                await ws.send_message(subscribe)
+                sent = True
             frame = await ws.get_message()
         except trio_websocket.ConnectionClosed as exc:
             reason = exc.reason
             detail = "" if reason is None else f" ({reason.code} {reason.reason or reason.name})".rstrip()
             return f"closed by server{detail}"
         sink.write(frame)
+
+
+def _sole_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one real error inside a nursery's group (Cancelled siblings dropped), else the group itself."""
+    leaves: list[BaseException] = []
+    stack: list[BaseException] = [group]
+    while stack:
+        exc = stack.pop()
+        if isinstance(exc, BaseExceptionGroup):
+            stack.extend(exc.exceptions)
+        elif not isinstance(exc, trio.Cancelled):
+            leaves.append(exc)
+    return leaves[0] if len(leaves) == 1 else group
+
+
+async def _record_into(ws: trio_websocket.WebSocketConnection, sink: _Sink, subscribe: str, *, deadline: float,
+                       stop: trio.Event | None) -> str:
+    """Subscribe and write frames until the deadline, ``stop``, or the server closes; returns why it stopped."""
+    stopped = "duration"
+    try:
+        with trio.CancelScope(deadline=deadline) as scope:
+            async with trio.open_nursery() as nursery:
+                if stop is not None:
+                    nursery.start_soon(_cancel_when_set, stop, scope)
+                stopped = await _receive_all(ws, sink, subscribe)
+                scope.cancel(reason="server closed the connection")
+    except BaseExceptionGroup as group:
+        # Callers see the one failure (a write error, a closed connection) as itself, not wrapped.
+        raise _sole_error(group) from None
+    if stop is not None and stop.is_set() and stopped == "duration":
+        stopped = "signal"
+    return stopped
 
 
 async def record_capture(
@@ -181,33 +217,23 @@ async def record_capture(
     readable.
     """
     subscribe = subscribe_frame(streams)
-    async with trio.open_nursery() as nursery:
-        try:
-            with trio.fail_after(connect_timeout_s):
-                ws = await trio_websocket.connect_websocket_url(nursery, ws_url)
-        except (OSError, trio_websocket.HandshakeError, trio.TooSlowError) as exc:
-            # The one boundary where trio-websocket's connection failures become ours.
-            raise FeedDisconnected(f"cannot connect to {ws_url}: {str(exc) or type(exc).__name__}") from exc
-        try:
+    connected = False
+    try:
+        async with trio_websocket.open_websocket_url(ws_url, connect_timeout=connect_timeout_s,
+                                                     disconnect_timeout=1.0) as ws:
+            connected = True
             with open_capture_for_writing(path) as out:
                 sink = _Sink(out, wall_ms)
                 start_mono = trio.current_time()
                 out.write(header_line(CaptureHeader(version=CAPTURE_VERSION, url=ws_url, streams=tuple(streams),
                                                     start_ms=wall_ms(), start_mono=start_mono)))
-                stopped = "duration"
-                with trio.CancelScope(deadline=start_mono + duration_s) as scope:
-                    async with trio.open_nursery() as inner:
-                        if stop is not None:
-                            inner.start_soon(_cancel_when_set, stop, scope)
-                        await ws.send_message(subscribe)
-                        stopped = await _receive_all(ws, sink)
-                        scope.cancel(reason="server closed the connection")
-                if stop is not None and stop.is_set() and stopped == "duration":
-                    stopped = "signal"
+                stopped = await _record_into(ws, sink, subscribe, deadline=start_mono + duration_s, stop=stop)
                 duration = trio.current_time() - start_mono
-        finally:
-            with trio.move_on_after(1.0, shield=True):
-                await ws.aclose()
+    except (OSError, trio_websocket.HandshakeError) as exc:
+        if connected:
+            raise
+        # The one boundary where trio-websocket's connection failures become ours.
+        raise FeedDisconnected(f"cannot connect to {ws_url}: {str(exc) or type(exc).__name__}") from exc
     return RecordResult(path=path, url=ws_url, streams=tuple(streams), frames=sink.frames,
                         duration_s=duration, stopped=stopped)
 
