@@ -15,11 +15,13 @@ from __future__ import annotations
 import argparse
 import math
 import signal
+import ssl
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import IO, Final
+from urllib.parse import urlsplit
 
 import attrs
 import trio
@@ -199,6 +201,26 @@ async def _record_into(ws: trio_websocket.WebSocketConnection, sink: _Sink, subs
     return stopped
 
 
+def _split_ws_url(url: str) -> tuple[str, int, str, bool]:
+    """(host, port, resource, tls) of a ws:// or wss:// URL; raises FeedDisconnected for anything else."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise FeedDisconnected(f"cannot connect to {url}: not a ws:// or wss:// URL")
+    tls = parts.scheme == "wss"
+    try:
+        port = parts.port or (443 if tls else 80)
+    except ValueError as exc:
+        raise FeedDisconnected(f"cannot connect to {url}: {exc}") from exc
+    resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return parts.hostname, port, resource, tls
+
+
+async def _open_stream(host: str, port: int, tls: bool) -> trio.SocketStream | trio.SSLStream[trio.SocketStream]:
+    if tls:
+        return await trio.open_ssl_over_tcp_stream(host, port, ssl_context=ssl.create_default_context())
+    return await trio.open_tcp_stream(host, port)
+
+
 async def record_capture(
     path: Path,
     *,
@@ -217,23 +239,40 @@ async def record_capture(
     readable.
     """
     subscribe = subscribe_frame(streams)
-    connected = False
+    host, port, resource, tls = _split_ws_url(ws_url)
     try:
-        async with trio_websocket.open_websocket_url(ws_url, connect_timeout=connect_timeout_s,
-                                                     disconnect_timeout=1.0) as ws:
-            connected = True
-            with open_capture_for_writing(path) as out:
-                sink = _Sink(out, wall_ms)
-                start_mono = trio.current_time()
-                out.write(header_line(CaptureHeader(version=CAPTURE_VERSION, url=ws_url, streams=tuple(streams),
-                                                    start_ms=wall_ms(), start_mono=start_mono)))
-                stopped = await _record_into(ws, sink, subscribe, deadline=start_mono + duration_s, stop=stop)
-                duration = trio.current_time() - start_mono
-    except (OSError, trio_websocket.HandshakeError) as exc:
-        if connected:
-            raise
-        # The one boundary where trio-websocket's connection failures become ours.
+        with trio.fail_after(connect_timeout_s):
+            stream = await _open_stream(host, port, tls)
+    except (OSError, trio.TooSlowError) as exc:
+        # The one boundary where connection failures become ours (here and for the handshake below).
         raise FeedDisconnected(f"cannot connect to {ws_url}: {str(exc) or type(exc).__name__}") from exc
+    # The TCP stream is ours to close: trio-websocket 0.12 leaves a client socket open after a
+    # server-initiated close (it waits for a TCP close it never acts on).
+    try:
+        async with trio.open_nursery() as nursery:
+            try:
+                with trio.fail_after(connect_timeout_s):
+                    ws = await trio_websocket.wrap_client_stream(nursery, stream, host, resource)
+            except (OSError, trio_websocket.HandshakeError, trio.TooSlowError) as exc:
+                raise FeedDisconnected(f"cannot connect to {ws_url}: WebSocket handshake failed: "
+                                       f"{str(exc) or type(exc).__name__}") from exc
+            try:
+                with open_capture_for_writing(path) as out:
+                    sink = _Sink(out, wall_ms)
+                    start_mono = trio.current_time()
+                    out.write(header_line(CaptureHeader(version=CAPTURE_VERSION, url=ws_url,
+                                                        streams=tuple(streams), start_ms=wall_ms(),
+                                                        start_mono=start_mono)))
+                    stopped = await _record_into(ws, sink, subscribe, deadline=start_mono + duration_s,
+                                                 stop=stop)
+                    duration = trio.current_time() - start_mono
+            finally:
+                with trio.move_on_after(1.0, shield=True):
+                    await ws.aclose()
+    except BaseExceptionGroup as group:
+        raise _sole_error(group) from None
+    finally:
+        await stream.aclose()
     return RecordResult(path=path, url=ws_url, streams=tuple(streams), frames=sink.frames,
                         duration_s=duration, stopped=stopped)
 

@@ -101,20 +101,23 @@ async def _serve_client(frames: Sequence[ReplayFrame], speed: float,
     ws = await request.accept()
     subscribed: set[str] = set()
     first = trio.Event()
-    try:
-        async with trio.open_nursery() as nursery:
-            async def reader() -> None:
+    async with trio.open_nursery() as nursery:
+        async def reader() -> None:
+            try:
                 await _read_commands(ws, subscribed, first)
+            except trio_websocket.ConnectionClosed:
+                # The client went away, or the capture ended: the writer has nothing left to do either.
+                nursery.cancel_scope.cancel(reason="connection closed")
 
-            async def writer() -> None:
+        async def writer() -> None:
+            try:
                 await _play(ws, frames, speed, subscribed, first)
-                nursery.cancel_scope.cancel(reason="capture replayed")
+            except trio_websocket.ConnectionClosed:
+                pass
+            nursery.cancel_scope.cancel(reason="capture replayed")
 
-            nursery.start_soon(reader)
-            nursery.start_soon(writer)
-    except trio_websocket.ConnectionClosed:
-        # The client went away (or the capture ended while the reader waited): nothing left to do.
-        return
+        nursery.start_soon(reader)
+        nursery.start_soon(writer)
 
 
 async def serve_capture(

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+
+import trio
+import trio_websocket
 
 from engine.capture import CAPTURE_VERSION, CaptureHeader, header_line, open_capture_for_writing, record_line
 
@@ -40,3 +44,19 @@ def write_capture(path: Path, frames: Sequence[str | bytes], *, streams: Sequenc
     with open_capture_for_writing(path) as out:
         out.write(capture_text(frames, streams=streams, step_s=step_s))
     return path
+
+
+@asynccontextmanager
+async def ws_client(host: str, port: int) -> AsyncIterator[trio_websocket.WebSocketConnection]:
+    """A trio-websocket client over a stream we own: trio-websocket 0.12 leaves its socket open after a
+    server-initiated close (which the replay server does at the end of a capture), so we close it ourselves."""
+    stream = await trio.open_tcp_stream(host, port)
+    try:
+        async with trio.open_nursery() as nursery:
+            ws = await trio_websocket.wrap_client_stream(nursery, stream, host, "/")
+            try:
+                yield ws
+            finally:
+                await ws.aclose()
+    finally:
+        await stream.aclose()

@@ -13,6 +13,7 @@ from engine.capture import (
     BadLine,
     CaptureError,
     CaptureRecord,
+    CaptureSummary,
     error_reason,
     iter_capture,
     read_capture,
@@ -25,9 +26,14 @@ from engine.errors import RemoteProtocolError
 from tests.capture.helpers import SYMBOL, capture_text, depth_frame, header, trade_frame, write_capture
 
 
-def _summary_of(text: str):  # type: ignore[no-untyped-def]
+def _summary_of(text: str) -> CaptureSummary:
     head, items = iter_capture(text.splitlines(keepends=True))
     return summarize(head, items)
+
+
+def _read_all(path: Path) -> list[CaptureRecord | BadLine]:
+    _, items = read_capture(path)
+    return list(items)
 
 
 @pytest.mark.parametrize("name", ["cap.jsonl", "cap.jsonl.gz"])
@@ -36,7 +42,8 @@ def test_file_round_trip_keeps_every_frame_exactly(tmp_path: Path, name: str) ->
     frames: list[str | bytes] = [trade_frame(1), "caf\u00e9 \u2603 \x00\n\"quoted\"", b"\x00\xffbinary", "{"]
     path = write_capture(tmp_path / name, frames)
     if name.endswith(".gz"):
-        assert gzip.open(path, "rt", encoding="utf-8").readline().startswith('{"format":"engine-capture"')
+        with gzip.open(path, "rt", encoding="utf-8") as handle:
+            assert handle.readline().startswith('{"format":"engine-capture"')
     head, items = read_capture(path)
     records = list(items)
     assert head == header()
@@ -50,7 +57,8 @@ def test_file_round_trip_keeps_every_frame_exactly(tmp_path: Path, name: str) ->
 def test_record_line_round_trips(frame: str | bytes, t_ms: int, t_mono: float) -> None:
     """Any frame text or bytes survives record_line and reading back, as one line."""
     line = record_line(t_ms, t_mono, frame)
-    assert line.count("\n") == 1 and line.endswith("\n")
+    assert line.count("\n") == 1
+    assert line.endswith("\n")
     _, items = iter_capture([capture_text([]), line])
     (record,) = list(items)
     assert record == CaptureRecord(line=2, t_ms=t_ms, t_mono=t_mono, frame=frame)
@@ -76,11 +84,13 @@ def test_garbage_is_counted_by_reason_without_crashing() -> None:
         "RemoteProtocolError: field 'p': not a decimal": 2,
         "RemoteProtocolError: unknown stream type": 1,
     }
-    assert summary.total_bad_lines == 4 and summary.first_bad_line == 11
+    assert summary.total_bad_lines == 4
+    assert summary.first_bad_line == 11
     assert set(summary.bad_lines) == {"not valid JSON (Expecting value)", "'t_ms' is missing or not an integer",
                                       "not a JSON object", "'frame' is missing or not a string"}
     text_out = render_summary(summary)
-    assert "decode errors: 7" in text_out and "malformed capture lines: 4 (first at line 11)" in text_out
+    assert "decode errors: 7" in text_out
+    assert "malformed capture lines: 4 (first at line 11)" in text_out
 
 
 @settings(max_examples=60, deadline=None)
@@ -109,7 +119,8 @@ def test_depth_gap_is_reported_per_stream() -> None:
 def test_contiguous_depth_has_no_gap() -> None:
     """Contiguous depth updates report no gap."""
     summary = _summary_of(capture_text([depth_frame(i * 3 + 1, i * 3 + 3) for i in range(20)]))
-    assert summary.depth_gaps == {} and summary.frames_by_stream == {f"depth.{SYMBOL}": 20}
+    assert summary.depth_gaps == {}
+    assert summary.frames_by_stream == {f"depth.{SYMBOL}": 20}
 
 
 def test_out_of_order_event_times_are_counted_per_stream() -> None:
@@ -141,8 +152,7 @@ def test_not_a_capture_raises_capture_error(tmp_path: Path, content: bytes, mess
     path = tmp_path / "bad.jsonl"
     path.write_bytes(content)
     with pytest.raises(CaptureError, match=message):
-        head, items = read_capture(path)
-        list(items)
+        _read_all(path)
 
 
 def test_corrupt_gzip_raises_capture_error(tmp_path: Path) -> None:
@@ -153,8 +163,7 @@ def test_corrupt_gzip_raises_capture_error(tmp_path: Path) -> None:
     full = write_capture(tmp_path / "full.jsonl.gz", [trade_frame(i) for i in range(200)]).read_bytes()
     (tmp_path / "cut.jsonl.gz").write_bytes(full[: len(full) // 2])
     with pytest.raises(CaptureError, match="truncated"):
-        _, items = read_capture(tmp_path / "cut.jsonl.gz")
-        list(items)
+        _read_all(tmp_path / "cut.jsonl.gz")
 
 
 def test_error_reason_drops_stream_and_value() -> None:

@@ -29,15 +29,18 @@ async def test_record_from_embedded_simulator_captures_every_stream(tmp_path: Pa
     path = tmp_path / "sim.jsonl.gz"
     with trio.fail_after(30):
         result = await record(cfg, path, duration_s=2.0, symbols=(PERP,), kinds=KINDS)
-    assert result.stopped == "duration" and result.frames > 0
+    assert result.stopped == "duration"
+    assert result.frames > 0
     head, items = read_capture(path)
     summary = summarize(head, items)
     expected = {f"ticker.{PERP}", f"bookTicker.{PERP}", f"depth.{PERP}", f"trade.{PERP}", f"kline.1m.{PERP}",
                 f"markPrice.{PERP}"}
-    assert set(head.streams) == expected and head.url.startswith("ws://127.0.0.1:")
+    assert set(head.streams) == expected
+    assert head.url.startswith("ws://127.0.0.1:")
     assert set(summary.frames_by_stream) == expected
     assert summary.records == result.frames
-    assert summary.decode_errors == {} and summary.bad_lines == {}
+    assert summary.decode_errors == {}
+    assert summary.bad_lines == {}
     assert summary.depth_gaps == {}
     assert summary.frames_by_stream[f"depth.{PERP}"] >= 2
 
@@ -58,7 +61,8 @@ async def test_stop_event_ends_recording_early_with_a_readable_file(tmp_path: Pa
             result = await record_capture(path, ws_url=handle.ws_url, streams=[f"trade.{PERP}", f"ticker.{PERP}"],
                                           duration_s=3600, stop=stop)
         nursery.cancel_scope.cancel(reason="test finished")
-    assert result.stopped == "signal" and result.duration_s < 5
+    assert result.stopped == "signal"
+    assert result.duration_s < 5
     head, items = read_capture(path)
     assert sum(1 for _ in items) == result.frames
 
