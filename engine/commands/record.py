@@ -300,11 +300,14 @@ async def record(
     if endpoints is not None:
         return await record_capture(path, ws_url=endpoints[1], streams=streams, duration_s=duration_s,
                                     stop=stop, connect_timeout_s=cfg.feed.connect_timeout_s)
-    async with trio.open_nursery() as nursery:
-        handle = await nursery.start(serve_simulator, cfg.sim)
-        result = await record_capture(path, ws_url=handle.ws_url, streams=streams, duration_s=duration_s,
-                                      stop=stop, connect_timeout_s=cfg.feed.connect_timeout_s)
-        nursery.cancel_scope.cancel(reason="recording finished")
+    try:
+        async with trio.open_nursery() as nursery:
+            handle = await nursery.start(serve_simulator, cfg.sim)
+            result = await record_capture(path, ws_url=handle.ws_url, streams=streams, duration_s=duration_s,
+                                          stop=stop, connect_timeout_s=cfg.feed.connect_timeout_s)
+            nursery.cancel_scope.cancel(reason="recording finished")
+    except BaseExceptionGroup as group:
+        raise _sole_error(group) from None
     return result
 
 
@@ -354,11 +357,14 @@ async def _record_until_signal(cfg: EngineConfig, args: argparse.Namespace) -> R
             stop.set()
 
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as rx:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(watch, rx)
-            result = await record(cfg, Path(args.out), duration_s=args.duration, ws_url=args.ws_url,
-                                  symbols=args.symbols, kinds=args.streams, stop=stop)
-            nursery.cancel_scope.cancel(reason="recording finished")
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(watch, rx)
+                result = await record(cfg, Path(args.out), duration_s=args.duration, ws_url=args.ws_url,
+                                      symbols=args.symbols, kinds=args.streams, stop=stop)
+                nursery.cancel_scope.cancel(reason="recording finished")
+        except BaseExceptionGroup as group:
+            raise _sole_error(group) from None
     return result
 
 

@@ -14,6 +14,7 @@ replayed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import sys
@@ -110,10 +111,8 @@ async def _serve_client(frames: Sequence[ReplayFrame], speed: float,
                 nursery.cancel_scope.cancel(reason="connection closed")
 
         async def writer() -> None:
-            try:
+            with contextlib.suppress(trio_websocket.ConnectionClosed):
                 await _play(ws, frames, speed, subscribed, first)
-            except trio_websocket.ConnectionClosed:
-                pass
             nursery.cancel_scope.cancel(reason="capture replayed")
 
         nursery.start_soon(reader)
