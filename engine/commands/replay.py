@@ -36,7 +36,6 @@ __all__ = [
     "replay_arguments",
     "run_replay_command",
     "serve_capture",
-    "summarize_file",
 ]
 
 _LOOPBACK = "127.0.0.1"
@@ -135,12 +134,6 @@ async def serve_capture(
         task_status.started(ReplayServer(host=_LOOPBACK, port=server.port, frames=len(frames)))
         await trio.sleep_forever()
     raise AssertionError("unreachable")
-
-
-def summarize_file(path: Path) -> dict[str, object]:
-    """The JSON summary of a capture file; raises ``CaptureError`` when it is not a readable capture."""
-    header, items = read_capture(path)
-    return summarize(header, items).to_json()
 
 
 # --- the command ------------------------------------------------------------------------------------------

@@ -175,7 +175,7 @@ def test_error_reason_drops_stream_and_value() -> None:
 
 def test_replay_frames_offsets_and_streams() -> None:
     """Replay frames start at offset 0, keep recorded spacing and order, skip bad lines, and name streams."""
-    items = [CaptureRecord(line=2, t_ms=0, t_mono=10.0, frame=trade_frame(1)), BadLine(line=3, reason="x"),
+    items: list[CaptureRecord | BadLine] = [CaptureRecord(line=2, t_ms=0, t_mono=10.0, frame=trade_frame(1)), BadLine(line=3, reason="x"),
              CaptureRecord(line=4, t_ms=0, t_mono=10.25, frame="garbage")]
     frames = replay_frames(items)
     assert [(f.offset_s, f.stream) for f in frames] == [(0.0, f"trade.{SYMBOL}"), (0.25, None)]
