@@ -82,6 +82,11 @@ def _num(value: Decimal) -> str:
     return format(value, "f")
 
 
+def _round(value: Decimal, places: int) -> Decimal:
+    # Display only: averages and equities carry up to 28 digits, which says nothing a reader can use.
+    return value.quantize(Decimal(1).scaleb(-places)).normalize() if value.is_finite() else value
+
+
 def _age(seconds: float) -> str:
     return f"{seconds:.1f}s"
 
@@ -107,7 +112,8 @@ def format_level(level: LevelBand | None) -> str:
     """The next ladder level and its buy band, e.g. ``L2 95000 [94500, 95500]``."""
     if level is None:
         return "none"
-    return f"{level.name} {_num(level.price)} [{_num(level.band_lo)}, {_num(level.band_hi)}]"
+    price, lo, hi = (_num(_round(v, 2)) for v in (level.price, level.band_lo, level.band_hi))
+    return f"{level.name} {price} [{lo}, {hi}]"
 
 
 def format_risk(risk: RiskState | None) -> str:
@@ -137,13 +143,13 @@ def _position_text(account: AccountSnapshot | None) -> str:
         return _NA
     if account.position_qty == 0:
         return "flat"
-    return f"{_num(account.position_qty)} @ {_num(account.avg_entry)}"
+    return f"{_num(_round(account.position_qty, 8))} @ {_num(_round(account.avg_entry, 2))}"
 
 
 def _equity_text(account: AccountSnapshot | None) -> str:
     if account is None or account.equity is None:
         return _NA
-    return _num(account.equity)
+    return _num(_round(account.equity, 2))
 
 
 def _next_level_text(strategy: StrategyStatus | None) -> str:

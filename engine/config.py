@@ -504,7 +504,17 @@ def _section_doc(cls: type) -> str:
     return doc[0].strip() if doc else ""
 
 
-def _render_table(obj: Any, path: str, lines: list[str], *, array: bool = False, mark_changed: bool = False) -> None:
+def _attr_name(cls: type, key: str) -> str:
+    """The attribute name behind a TOML key of section ``cls``."""
+    for attribute in _init_fields(cls):
+        if _key(attribute) == key:
+            return attribute.name
+    raise KeyError(key)
+
+
+def _render_table(obj: Any, path: str, lines: list[str], *, array: bool = False, mark_changed: bool = False,
+                  defaults: Any = None) -> None:
+    """Render one section; ``defaults`` is the same section in the default configuration (for marking)."""
     cls = type(obj)
     header = f"[[{path}]]" if array else f"[{path}]"
     if path:
@@ -525,8 +535,10 @@ def _render_table(obj: Any, path: str, lines: list[str], *, array: bool = False,
         if _is_table_list(value):
             nested.append((key, value, True))
             continue
-        if mark_changed and not array and attribute.default is not attrs.NOTHING:
-            default = _default_value(attribute, obj)
+        if mark_changed and not array and defaults is not None:
+            # The default is what this key holds in the default *configuration*, which may differ from the
+            # section class's own default (the engine's embedded simulator runs faster than `simulate`).
+            default = getattr(defaults, attribute.name)
             if default != value and not attribute.metadata.get("secret"):
                 note = "unset" if default is None else _render_value(default)
                 comment = f"{comment or '#'} (changed; default {note})"
@@ -544,7 +556,8 @@ def _render_table(obj: Any, path: str, lines: list[str], *, array: bool = False,
             for item in value:
                 _render_table(item, sub, lines, array=True, mark_changed=mark_changed)
         else:
-            _render_table(value, sub, lines, mark_changed=mark_changed)
+            child_defaults = getattr(defaults, _attr_name(type(obj), key)) if defaults is not None else None
+            _render_table(value, sub, lines, mark_changed=mark_changed, defaults=child_defaults)
 
 
 def render_toml(cfg: Any, *, header: str = "", mark_changed: bool = False) -> str:
@@ -558,7 +571,7 @@ def render_toml(cfg: Any, *, header: str = "", mark_changed: bool = False) -> st
     if lines:
         lines.append("")
     body: list[str] = []
-    _render_table(cfg, "", body, mark_changed=mark_changed)
+    _render_table(cfg, "", body, mark_changed=mark_changed, defaults=type(cfg)() if mark_changed else None)
     lines.extend(body)
     return "\n".join(lines).rstrip("\n") + "\n"
 
@@ -787,7 +800,9 @@ class EngineConfig:
     status: StatusConfig = setting(None, "", factory=StatusConfig)
     metrics: MetricsConfig = setting(None, "", factory=MetricsConfig)
     notifier: NotifierConfig = setting(None, "", factory=NotifierConfig)
-    sim: SimConfig = setting(None, "", factory=SimConfig)
+    # The engine's embedded simulator replays 300x faster than real time, so a new user sees the ladder work
+    # within minutes (a 24 h cooldown passes in under 5); `python -m engine simulate` alone defaults to 1x.
+    sim: SimConfig = setting(None, "", factory=lambda: SimConfig(speed=300.0))
 
     def __attrs_post_init__(self) -> None:
         problems = self.cross_section_problems()

@@ -126,6 +126,9 @@ def add_secret(value: str) -> None:
     _mask_filter.add(value)
 
 
+_CHATTY_LOGGERS = ("httpx", "httpcore", "hypercorn.access", "engine.sim.hypercorn")
+
+
 def configure_logging(
     level: str = "INFO",
     fmt: str = "plain",
@@ -157,4 +160,8 @@ def configure_logging(
         handler.setFormatter(logging.Formatter(_PLAIN_FORMAT))
     root.addHandler(handler)
     root.setLevel(name)
+    # Per-request lines from the HTTP libraries drown the engine's own story at INFO; they stay available
+    # with --log-level DEBUG.
+    for chatty in _CHATTY_LOGGERS:
+        logging.getLogger(chatty).setLevel(name if name == "DEBUG" else "WARNING")
     return handler

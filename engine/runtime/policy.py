@@ -55,7 +55,7 @@ class SupervisorConfig:
     """``[supervisor]``: restart backoff, restart intensity cap and shutdown grace for every actor."""
 
     backoff_initial_s: float = setting(
-        0.5, "Upper bound of the random delay before the second retry (the first is immediate)",
+        0.1, "Upper bound of the random delay before the second retry (the first is immediate)",
         unit="s", check=greater_than(0),
     )
     backoff_max_s: float = setting(
@@ -65,10 +65,11 @@ class SupervisorConfig:
         2.0, "Growth of the delay bound per consecutive failure", check=in_range(1, 100),
     )
     max_restarts: int = setting(
-        5, "Restarts of one actor allowed within within_s before the engine stops", check=at_least(0),
+        30, "Restarts of one actor allowed within within_s before the engine stops (with the default "
+        "backoff this rides out an exchange outage of several minutes)", check=at_least(0),
     )
     within_s: float = setting(
-        60.0, "Window of the restart intensity cap", unit="s", check=greater_than(0),
+        600.0, "Window of the restart intensity cap", unit="s", check=greater_than(0),
     )
     healthy_reset_s: float = setting(
         30.0, "Running this long without failing resets an actor's backoff to an immediate retry",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -146,7 +147,22 @@ def test_bad_cli_input_exits_2(argv: list[str], message: str, capsys: pytest.Cap
 
 
 @pytest.fixture
-def scratch_command() -> Iterator[list[argparse.Namespace]]:
+def without_run() -> Iterator[None]:
+    """The registry with the real `run` command taken out for the test and put back afterwards."""
+    from engine import cli
+
+    cli._load_command_modules(cli.COMMAND_PACKAGE)
+    saved = cli._REGISTRY.pop("run", None)
+    try:
+        yield
+    finally:
+        cli._REGISTRY.pop("run", None)
+        if saved is not None:
+            cli._REGISTRY["run"] = saved
+
+
+@pytest.fixture
+def scratch_command(without_run: None) -> Iterator[list[argparse.Namespace]]:
     calls: list[argparse.Namespace] = []
 
     def add(parser: argparse.ArgumentParser) -> None:
@@ -163,11 +179,17 @@ def scratch_command() -> Iterator[list[argparse.Namespace]]:
         unregister_command("run")
 
 
-def test_unregistered_command_is_not_offered(capsys: pytest.CaptureFixture[str]) -> None:
+def test_unregistered_command_is_not_offered(
+    without_run: None, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Without a registered run command, --help does not list it and no command is an error."""
+    from engine import cli
+
+    # Keep main() from importing the command package again (which would bring the real `run` back).
+    monkeypatch.setattr(cli, "_load_command_modules", lambda _name: None)
     assert "run" not in registered_commands()
     assert main(["--help"]) == 0
-    assert " run " not in capsys.readouterr().out
+    assert not re.search(r"^\s+run\s", capsys.readouterr().out, re.MULTILINE)
     assert main([]) == 2
     assert "no command given" in capsys.readouterr().err
 

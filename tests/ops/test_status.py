@@ -42,7 +42,7 @@ def test_status_line_has_every_field() -> None:
     """A healthy line names the market, price with source and age, level band, position, equity, risk, restarts."""
     line = format_status_line(_snap())
     assert line == (
-        "BTC_USDC_PERP price 97123.5 (ws, 0.9s) | next L2 95000 [94500, 95500] | pos 0.010 @ 96000.5"
+        "BTC_USDC_PERP price 97123.5 (ws, 0.9s) | next L2 95000 [94500, 95500] | pos 0.01 @ 96000.5"
         " | equity 10012.3 | risk ok | restarts 3"
     )
 
