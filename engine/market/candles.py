@@ -85,7 +85,7 @@ class Outcome(enum.Enum):
 class CandleSeries:
     """One timeframe's bounded history."""
 
-    __slots__ = ("_bars", "_empty", "_step", "interval", "max_bars")
+    __slots__ = ("_bars", "_empty", "_step", "interval", "max_bars", "version")
 
     def __init__(self, interval: str, max_bars: int) -> None:
         if max_bars < 1:
@@ -95,6 +95,7 @@ class CandleSeries:
         self.max_bars = max_bars
         self._bars: dict[int, Candle] = {}
         self._empty: set[int] = set()
+        self.version = 0  # bumped on every change, so callers can memoise closed()
 
     def __len__(self) -> int:
         return len(self._bars)
@@ -120,6 +121,7 @@ class CandleSeries:
             self._bars[candle.start_ms] = candle
             self._empty.discard(candle.start_ms)
             self._trim()
+            self.version += 1
             return Outcome.INSERTED
         if old == candle or (old.final and not candle.final):
             return Outcome.IGNORED
@@ -128,6 +130,7 @@ class CandleSeries:
         if old.final and candle.final and candle.event_ms < old.event_ms and candle.event_ms:
             return Outcome.IGNORED
         self._bars[candle.start_ms] = candle
+        self.version += 1
         return Outcome.UPDATED
 
     def mark_empty(self, start_ms: int) -> Outcome:
@@ -141,6 +144,7 @@ class CandleSeries:
             return Outcome.IGNORED
         self._empty.add(start_ms)
         self._trim()
+        self.version += 1
         return Outcome.INSERTED
 
     def _trim(self) -> None:

@@ -1,0 +1,383 @@
+"""The feed actor: one WebSocket connection carrying every configured stream, decoded into ``FeedEvent``s.
+
+Owns the socket, the REST client used for depth snapshots (unless one is injected), one ``OrderBook`` per
+market and one stall watch per watched stream. Invariants:
+
+* One attempt = one connection. Every connect sends every subscription (private ones signed with a fresh
+  timestamp). Any disconnect, error frame or stall ends the attempt with a ``TransientError``
+  (``FeedDisconnected`` / ``FeedStale``); reconnecting is the supervisor restarting this actor by policy.
+* A stall is a stream silent past its limit: each watch is a cancel scope whose deadline moves forward on
+  every frame of its stream, so detection happens exactly at the limit, without polling.
+* Depth: deltas are buffered until the REST snapshot arrives; only continuous deltas are applied; a gap,
+  crossed book, buffer overflow or undecodable depth frame discards the book and fetches a new snapshot
+  (reported as ``BookInvalid`` so the cache counts it).
+* Decode failures are reported as ``DecodeFailed`` (stream type and a bounded reason) and never end the actor.
+* Every event carries the trio-clock receive time and, for exchange events, the injected wall clock.
+* All frames and snapshots are handled by one task in arrival order, so the book has one writer.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import ssl
+import urllib.parse
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from decimal import Decimal
+from typing import NoReturn
+
+import attrs
+import httpx
+import trio
+import trio_websocket
+
+from engine.backpack.book import Applied, OrderBook, ResyncNeeded
+from engine.backpack.events import BalanceUpdate, Depth, OrderUpdate, PositionUpdate, WsError
+from engine.backpack.frames import decode_frame
+from engine.backpack.responses import DepthSnapshot, decode_depth, decode_error
+from engine.backpack.signing import Signer
+from engine.errors import (
+    ApiError,
+    AuthError,
+    ConfigError,
+    EngineError,
+    ExchangeUnavailable,
+    FeedDisconnected,
+    FeedStale,
+    ProtocolError,
+    RateLimited,
+    RemoteProtocolError,
+)
+from engine.market.config import FeedConfig
+from engine.market.feed_events import (
+    BookInvalid,
+    BookState,
+    DecodeFailed,
+    FeedEvent,
+    FeedStatus,
+    Received,
+    StreamStalled,
+)
+from engine.market.streams import (
+    Plan,
+    Watch,
+    classify_decode_error,
+    plan_streams,
+    private_subscribe_frame,
+    subscribe_frame,
+    watch_key,
+)
+
+__all__ = ["BOOK_TOP_LEVELS", "DEPTH_ANALYSIS_BPS", "rest_get", "run_feed"]
+
+log = logging.getLogger("engine.feed")
+
+BOOK_TOP_LEVELS = 20
+DEPTH_ANALYSIS_BPS = Decimal(10)
+_DEPTH_SYMBOL = re.compile(r"'depth\.(?:\d+ms\.)?([A-Za-z0-9_.]+)'")
+
+
+@asynccontextmanager
+async def _rest_client(rest: httpx.AsyncClient | str, timeout_s: float) -> AsyncIterator[httpx.AsyncClient]:
+    """Use an injected client as-is (its owner closes it), or own one for a base URL."""
+    if isinstance(rest, httpx.AsyncClient):
+        yield rest
+        return
+    async with httpx.AsyncClient(base_url=rest, timeout=timeout_s) as client:
+        yield client
+
+
+async def rest_get(client: httpx.AsyncClient, path: str, params: dict[str, str | int]) -> bytes:
+    """GET a public endpoint and return the body of a 200; the one place httpx errors are translated for the
+    data layer (error bodies are classified by ``decode_error``: 429 -> RateLimited, 5xx -> unavailable)."""
+    try:
+        response = await client.get(path, params=params)
+    except httpx.HTTPError as exc:
+        raise ExchangeUnavailable(f"GET {path}: {type(exc).__name__}: {exc}") from exc
+    if response.status_code != 200:
+        raise decode_error(response.status_code, response.content)
+    return response.content
+
+
+@attrs.frozen
+class _Frame:
+    text: str | bytes
+    recv_s: float
+    recv_ms: int
+
+
+@attrs.frozen
+class _Snapshot:
+    symbol: str
+    snapshot: DepthSnapshot
+
+
+_Inbound = _Frame | _Snapshot
+
+
+class _Session:
+    """State of one connection attempt."""
+
+    def __init__(
+        self,
+        cfg: FeedConfig,
+        plan: Plan,
+        client: httpx.AsyncClient,
+        out: trio.MemorySendChannel[FeedEvent],
+        account_out: trio.MemorySendChannel[FeedEvent] | None,
+        now_ms: Callable[[], int],
+    ) -> None:
+        self.cfg = cfg
+        self.plan = plan
+        self.client = client
+        self.out = out
+        self.account_out = account_out
+        self.now_ms = now_ms
+        self.books = {s: OrderBook(s, max_buffered=cfg.depth_buffer_frames) for s in plan.depth_symbols}
+        self.fetching: set[str] = set()
+        self.watch_scopes: dict[str, tuple[trio.CancelScope, float]] = {}
+        self.failure: EngineError | None = None
+        self.nursery: trio.Nursery | None = None
+
+    def fail(self, error: EngineError) -> None:
+        """End the attempt with ``error`` (the first failure wins) by cancelling the session's nursery."""
+        if self.failure is None:
+            self.failure = error
+        assert self.nursery is not None
+        self.nursery.cancel_scope.cancel(reason=str(error))
+
+    async def watch(self, w: Watch, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        with trio.CancelScope(deadline=trio.current_time() + w.limit_s) as scope:
+            self.watch_scopes[w.key] = (scope, w.limit_s)
+            task_status.started()
+            await trio.sleep_forever()
+        now = trio.current_time()
+        await self.out.send(StreamStalled(stream=w.key, silent_s=w.limit_s, recv_s=now))
+        self.fail(FeedStale(f"{w.key} silent for {w.limit_s:g}s"))
+
+    def bump(self, key: str) -> None:
+        entry = self.watch_scopes.get(key)
+        if entry is not None:
+            scope, limit = entry
+            scope.deadline = trio.current_time() + limit
+
+    async def read(self, ws: trio_websocket.WebSocketConnection, inbound: trio.MemorySendChannel[_Inbound]) -> None:
+        async with inbound:
+            while True:
+                try:
+                    text = await ws.get_message()
+                except trio_websocket.ConnectionClosed as exc:
+                    reason = exc.reason
+                    detail = "" if reason is None else f" {reason.code} {reason.name} {reason.reason or ''}"
+                    self.fail(FeedDisconnected(f"connection closed:{detail}"))
+                    return
+                await inbound.send(_Frame(text=text, recv_s=trio.current_time(), recv_ms=self.now_ms()))
+
+    async def fetch_snapshot(self, symbol: str, inbound: trio.MemorySendChannel[_Inbound]) -> None:
+        async with inbound:
+            try:
+                with trio.fail_after(self.cfg.snapshot_timeout_s):
+                    body = await rest_get(
+                        self.client, "/api/v1/depth", {"symbol": symbol, "limit": self.cfg.depth_levels})
+                snapshot = decode_depth(body)
+            except trio.TooSlowError:
+                self.fail(ExchangeUnavailable(f"depth snapshot for {symbol}: no answer in {self.cfg.snapshot_timeout_s:g}s"))
+                return
+            except (ExchangeUnavailable, RateLimited) as exc:
+                self.fail(exc)
+                return
+            except (ApiError, ProtocolError) as exc:
+                # A malformed or refused snapshot cannot be fixed by retrying on this connection.
+                self.fail(ExchangeUnavailable(f"depth snapshot for {symbol}: {exc}"))
+                return
+            await inbound.send(_Snapshot(symbol=symbol, snapshot=snapshot))
+
+    def request_snapshot(self, symbol: str, inbound: trio.MemorySendChannel[_Inbound]) -> None:
+        if symbol in self.fetching:
+            return
+        self.fetching.add(symbol)
+        assert self.nursery is not None
+        self.nursery.start_soon(self.fetch_snapshot, symbol, inbound.clone())
+
+    async def emit_book(self, book: OrderBook, engine_time_us: int | None) -> None:
+        bids, asks = book.top(BOOK_TOP_LEVELS)
+        bid_depth, ask_depth = book.size_within_bps(DEPTH_ANALYSIS_BPS) or (Decimal(0), Decimal(0))
+        await self.out.send(BookState(
+            symbol=book.symbol, update_id=book.last_update_id or 0, bids=bids, asks=asks, bid_depth=bid_depth,
+            ask_depth=ask_depth, depth_bps=DEPTH_ANALYSIS_BPS, engine_time_us=engine_time_us,
+            recv_s=trio.current_time(),
+        ))
+
+    async def resync(self, book: OrderBook, outcome: ResyncNeeded,
+                     inbound: trio.MemorySendChannel[_Inbound]) -> None:
+        log.info("depth %s resync: %s", book.symbol, outcome.reason)
+        await self.out.send(BookInvalid(symbol=book.symbol, reason=outcome.reason, gap="gap" in outcome.reason,
+                                        recv_s=trio.current_time()))
+        self.request_snapshot(book.symbol, inbound)
+
+    async def process(self, inbound_rx: trio.MemoryReceiveChannel[_Inbound],
+                      inbound: trio.MemorySendChannel[_Inbound]) -> None:
+        async with inbound_rx:
+            async for item in inbound_rx:
+                if isinstance(item, _Snapshot):
+                    await self.on_snapshot(item, inbound)
+                else:
+                    await self.on_frame(item, inbound)
+
+    async def on_snapshot(self, item: _Snapshot, inbound: trio.MemorySendChannel[_Inbound]) -> None:
+        self.fetching.discard(item.symbol)
+        book = self.books[item.symbol]
+        outcome = book.apply_snapshot(item.snapshot)
+        if isinstance(outcome, ResyncNeeded):
+            await self.resync(book, outcome, inbound)
+        elif isinstance(outcome, Applied):
+            await self.emit_book(book, None)
+
+    async def on_frame(self, item: _Frame, inbound: trio.MemorySendChannel[_Inbound]) -> None:
+        try:
+            event = decode_frame(item.text)
+        except RemoteProtocolError as exc:
+            stream, reason = classify_decode_error(str(exc))
+            await self.out.send(DecodeFailed(stream=stream, reason=reason, recv_s=item.recv_s))
+            if stream == "depth":
+                # A lost delta would surface as a gap later; resync now rather than serve a wrong book.
+                match = _DEPTH_SYMBOL.search(str(exc))
+                targets = [match.group(1)] if match and match.group(1) in self.books else list(self.books)
+                for symbol in targets:
+                    # A fresh book (empty, buffering) is the documented way to drop a book and resnapshot.
+                    self.books[symbol] = OrderBook(symbol, max_buffered=self.cfg.depth_buffer_frames)
+                    await self.resync(self.books[symbol], ResyncNeeded(reason="undecodable depth frame"), inbound)
+            return
+        match event:
+            case WsError(code=4003):
+                self.fail(AuthError(f"private subscription refused: {event.code} {event.message}"))
+                return
+            case WsError():
+                self.fail(FeedDisconnected(f"exchange error frame {event.code}: {event.message}"))
+                return
+            case Depth():
+                self.bump(watch_key(event.stream))
+                book = self.books.get(event.symbol)
+                if book is None or event.window_ms is not None:
+                    await self.out.send(Received(event=event, recv_s=item.recv_s, recv_ms=item.recv_ms))
+                    return
+                outcome = book.apply_delta(event)
+                if isinstance(outcome, Applied):
+                    await self.emit_book(book, event.engine_time_us)
+                elif isinstance(outcome, ResyncNeeded):
+                    await self.resync(book, outcome, inbound)
+            case OrderUpdate() | PositionUpdate() | BalanceUpdate():
+                target = self.account_out if self.account_out is not None else self.out
+                await target.send(Received(event=event, recv_s=item.recv_s, recv_ms=item.recv_ms))
+            case _:
+                self.bump(watch_key(event.stream))
+                await self.out.send(Received(event=event, recv_s=item.recv_s, recv_ms=item.recv_ms))
+
+
+async def run_feed(
+    cfg: FeedConfig,
+    *,
+    ws_url: str,
+    rest: httpx.AsyncClient | str,
+    symbols: Sequence[str],
+    out: trio.MemorySendChannel[FeedEvent],
+    now_ms: Callable[[], int],
+    signer: Signer | None = None,
+    account_out: trio.MemorySendChannel[FeedEvent] | None = None,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> NoReturn:
+    """Connect, subscribe, and stream events to ``out`` until something goes wrong (then raise)."""
+    parts = urllib.parse.urlsplit(ws_url)
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise ConfigError(f"feed: not a WebSocket URL: {ws_url!r}")
+    plan = plan_streams(cfg, symbols, private=signer is not None)
+    if not cfg.enable_websocket or not (plan.public or plan.private):
+        # The WebSocket is off: the cache's REST fallback is the only source. Stay up so the tree is stable.
+        task_status.started()
+        await trio.sleep_forever()
+    async with _rest_client(rest, cfg.snapshot_timeout_s) as client:
+        session = _Session(cfg, plan, client, out, account_out, now_ms)
+        streams = plan.public + plan.private
+        # trio-websocket's open_websocket_url neither cancels its reader task nor closes the socket when the
+        # handshake times out, so we own the TCP stream and the connection's nursery and close both on every
+        # way out.
+        async with trio.open_nursery() as ws_nursery:
+            stream: trio.abc.Stream | None = None
+            try:
+                with trio.move_on_after(cfg.connect_timeout_s) as connect_scope:
+                    stream, ws = await _connect(ws_nursery, ws_url)
+                if connect_scope.cancelled_caught:
+                    session.failure = FeedDisconnected(
+                        f"cannot connect to {ws_url}: no handshake in {cfg.connect_timeout_s:g}s")
+                else:
+                    try:
+                        await _run_session(session, ws, signer, streams, task_status)
+                    finally:
+                        with trio.move_on_after(1.0, shield=True):
+                            await ws.aclose()
+            except (trio_websocket.HandshakeError, OSError) as exc:
+                session.failure = session.failure or FeedDisconnected(f"cannot connect to {ws_url}: {exc!r}")
+            except trio_websocket.ConnectionClosed as exc:
+                session.failure = session.failure or FeedDisconnected(f"connection closed while subscribing: {exc}")
+            finally:
+                if stream is not None:
+                    await trio.aclose_forcefully(stream)
+                ws_nursery.cancel_scope.cancel(reason="feed attempt over")
+        failure = session.failure or FeedDisconnected("connection ended")
+        with trio.move_on_after(1.0, shield=True):
+            # Best effort, bounded: tell the cache the connection is gone before the supervisor restarts us.
+            await out.send(FeedStatus(state="disconnected", streams=streams, reason=str(failure),
+                                      recv_s=trio.current_time()))
+        raise failure
+
+
+async def _connect(
+    nursery: trio.Nursery, url: str
+) -> tuple[trio.abc.Stream, trio_websocket.WebSocketConnection]:
+    """Open the TCP (or TLS) stream and do the WebSocket handshake; the stream is closed if the handshake fails."""
+    parts = urllib.parse.urlsplit(url)
+    secure = parts.scheme == "wss"
+    assert parts.hostname is not None  # checked by run_feed before connecting
+    port = parts.port or (443 if secure else 80)
+    stream: trio.abc.Stream
+    if secure:
+        stream = await trio.open_ssl_over_tcp_stream(parts.hostname, port, ssl_context=ssl.create_default_context())
+    else:
+        stream = await trio.open_tcp_stream(parts.hostname, port)
+    try:
+        resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        ws = await trio_websocket.wrap_client_stream(
+            nursery, stream, parts.hostname, resource, message_queue_size=64, max_message_size=16 * 1024 * 1024)
+    except BaseException:
+        await trio.aclose_forcefully(stream)
+        raise
+    return stream, ws
+
+
+async def _run_session(
+    session: _Session,
+    ws: trio_websocket.WebSocketConnection,
+    signer: Signer | None,
+    streams: tuple[str, ...],
+    task_status: trio.TaskStatus[None],
+) -> None:
+    cfg, plan = session.cfg, session.plan
+    inbound, inbound_rx = trio.open_memory_channel[_Inbound](0)
+    async with trio.open_nursery() as nursery:
+        session.nursery = nursery
+        if plan.public:
+            await ws.send_message(subscribe_frame(plan.public))
+        if plan.private and signer is not None:
+            await ws.send_message(private_subscribe_frame(
+                plan.private, signer, timestamp_ms=session.now_ms(), window_ms=cfg.private_window_ms))
+        for w in plan.watches:
+            await nursery.start(session.watch, w)
+        async with inbound:
+            for symbol in plan.depth_symbols:
+                session.request_snapshot(symbol, inbound)
+            nursery.start_soon(session.read, ws, inbound.clone())
+            nursery.start_soon(session.process, inbound_rx, inbound.clone())
+        await session.out.send(FeedStatus(state="connected", streams=streams, reason="subscribed",
+                                          recv_s=trio.current_time()))
+        task_status.started()
