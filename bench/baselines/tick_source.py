@@ -1,9 +1,9 @@
 """The benchmark's tick source: a loopback Backpack-format WebSocket server whose prices encode their send time.
 
 Run as a subprocess (``python -m bench.baselines.tick_source``) so the server does not share a process (or a
-GIL) with the consumer being measured. It also serves the simulator's REST API (for ``/api/v1/markets``, used
-by ccxt's ``load_markets``, and the engine cache's REST side). On start it prints one JSON line
-``{"ws": ..., "rest": ...}`` to stdout.
+GIL) with the consumer being measured. With ``--rest`` it also serves the simulator's REST API (for
+``/api/v1/markets``, used by ccxt's ``load_markets``, and the engine cache's REST side). On start it prints one
+JSON line ``{"ws": ..., "rest": ...}`` to stdout (``rest`` empty without ``--rest``).
 
 Protocol: connect, send one ``SUBSCRIBE`` with any ``trade.<symbol>`` / ``ticker.<symbol>`` stream names (any
 symbol is accepted, so many fake markets can be subscribed), then read. Two modes, per server:
@@ -141,7 +141,7 @@ async def _serve_one(stream: trio.SocketStream, *, rate: int, burst: int, sent: 
         pass  # the client went away mid-write
 
 
-async def _serve(rate: int, burst: int, log: str) -> None:
+async def _serve(rate: int, burst: int, log: str, rest: bool) -> None:
     sent: list[int] = []
     listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
     port = listeners[0].socket.getsockname()[1]
@@ -151,9 +151,12 @@ async def _serve(rate: int, burst: int, log: str) -> None:
             await _serve_one(stream, rate=rate, burst=burst, sent=sent)
 
     async with trio.open_nursery() as nursery:
-        sim: SimHandle = await nursery.start(serve_simulator, SimConfig(port=0, rate_limits=False))
+        rest_url = ""
+        if rest:
+            sim: SimHandle = await nursery.start(serve_simulator, SimConfig(port=0, rate_limits=False))
+            rest_url = sim.rest_url
         await nursery.start(trio.serve_listeners, handler, listeners)
-        print(json.dumps({"ws": f"ws://127.0.0.1:{port}", "rest": sim.rest_url}), flush=True)
+        print(json.dumps({"ws": f"ws://127.0.0.1:{port}", "rest": rest_url}), flush=True)
         # The parent ends us by closing our stdin.
         async with trio.lowlevel.FdStream(os.dup(sys.stdin.fileno())) as stdin:
             while await stdin.receive_some(4096):
@@ -167,9 +170,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=int, default=1000, help="frames per second in rate mode")
     parser.add_argument("--log", default="", help="on exit, write every rate-mode send time (µs) here as JSON")
+    parser.add_argument("--rest", action="store_true", help="also serve the simulator's REST API")
     parser.add_argument("--burst", type=int, default=0, help="send this many frames as fast as possible instead")
     args = parser.parse_args()
-    trio.run(_serve, args.rate, args.burst, args.log)
+    trio.run(_serve, args.rate, args.burst, args.log, args.rest)
 
 
 if __name__ == "__main__":
