@@ -48,6 +48,7 @@ from engine.errors import (
     ExchangeUnavailable,
     InvariantViolation,
     RemoteProtocolError,
+    TransientError,
 )
 from engine.events import AccountEvent, AccountSnapshot, CancelAll, FillNotice, OrderCommand, PlaceOrder
 from engine.market.prices import Price
@@ -85,6 +86,8 @@ _NOTICE_PREFIX = "notice:"
 _ABSENT = "not found on the exchange"
 # Retry delay of a lookup that failed for transport reasons (bounded by cfg.max_attempts).
 _LOOKUP_RETRY_S = 0.5
+# Pauses before asking fills history again when it lags the order's reported executed quantity.
+_HISTORY_RETRY_S = (0.5, 1.0, 2.0)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -176,7 +179,7 @@ class OrdersActor:
         self.tracker = OrderTracker()
         self.filters: MarketFilters | None = None
         self.reconciled = False
-        self._lock = trio.Lock()  # one command or reconciliation at a time
+        self._lock = trio.Lock()  # one placement or reconciliation at a time
         self._cancel_generation = 0
         self._absent_after: dict[int, int] = {}
         self._notified: set[int] = set()
@@ -281,15 +284,18 @@ class OrdersActor:
                 log.info("intent %s: attempt %d proved absent; sending attempt %d", intent.intent_id, attempt,
                          attempt + 1)
                 continue
-            await self._settle(final.client_id)
+            await self._settle(final.client_id, patient=True)
             return
         log.error("intent %s: %d attempts proved absent; giving up", intent.intent_id, self.cfg.max_attempts)
         await self._emit_unsent(intent, self.journal.next_attempt(intent.intent_id), "REJECTED")
 
     async def _filters(self) -> MarketFilters:
         if self.filters is None:
-            with trio.fail_after(self.cfg.lookup_timeout_s):
-                self.filters = await self.broker.filters(self.symbol)
+            try:
+                with trio.fail_after(self.cfg.lookup_timeout_s):
+                    self.filters = await self.broker.filters(self.symbol)
+            except trio.TooSlowError as exc:
+                raise ExchangeUnavailable(f"market filters of {self.symbol} timed out") from exc
         return self.filters
 
     async def _submit(self, order: OrderRecord) -> None:
@@ -334,7 +340,7 @@ class OrdersActor:
             try:
                 with trio.fail_after(self.cfg.lookup_timeout_s):
                     found = await self.broker.find(order)
-            except (trio.TooSlowError, ExchangeUnavailable, RemoteProtocolError) as exc:
+            except (trio.TooSlowError, TransientError, RemoteProtocolError) as exc:
                 failures += 1
                 log.warning("order %s: lookup %d failed: %s", client_id, failures, exc)
                 if failures >= self.cfg.max_attempts:
@@ -367,8 +373,13 @@ class OrdersActor:
         self._notified.add(client_id)
         self.journal.set_meta(_NOTICE_PREFIX + str(client_id), "sent")
 
-    async def _settle(self, client_id: int, *, repeat: bool = False) -> None:
-        """For a terminal attempt: cross-check its trades with fills history, then send its one notice."""
+    async def _settle(self, client_id: int, *, repeat: bool = False, patient: bool = False) -> None:
+        """For a terminal attempt: cross-check its trades with fills history, then send its one notice.
+
+        When the trades do not yet add up to what the exchange reported, the notice waits for them (a WS fill
+        or the next reconciliation settles it); ``patient`` (the placing path, never the event loop) also asks
+        fills history again a few times, for an exchange whose history lags its order status.
+        """
         order = self._order(client_id)
         if order.is_open or client_id in self._settling:
             return
@@ -380,7 +391,14 @@ class OrdersActor:
         try:
             if order.exchange_order_id is not None and order.reported_filled_qty > 0:
                 await self._fetch_fills(order)
+                for delay in _HISTORY_RETRY_S if patient else ():
+                    if self._order(client_id).filled_qty >= order.reported_filled_qty:
+                        break
+                    await trio.sleep(delay)
+                    await self._fetch_fills(self._order(client_id))
             order = self._order(client_id)
+            if client_id in self._notified and not repeat:
+                return  # a WS fill completed it while we asked history
             if order.filled_qty < order.reported_filled_qty:
                 log.info("order %s: %s of %s filled reported; waiting for the trades", client_id,
                          order.filled_qty, order.reported_filled_qty)
@@ -394,7 +412,7 @@ class OrdersActor:
         try:
             with trio.fail_after(self.cfg.lookup_timeout_s):
                 rows = await self.broker.fills_of(self.symbol, order.exchange_order_id)
-        except (trio.TooSlowError, ExchangeUnavailable, RemoteProtocolError) as exc:
+        except (trio.TooSlowError, TransientError, RemoteProtocolError) as exc:
             log.warning("order %s: fills history unavailable: %s", order.client_id, exc)
             return
         for row in rows:
@@ -417,11 +435,12 @@ class OrdersActor:
             entry_leverage=Decimal(str(intent.get("entry_leverage", "1"))),
             side="BUY" if order.side is Side.BUY else "SELL")
         self._mark_notified(order.client_id)
+        # Balances and position already include these trades when the strategy reads the notice.
+        await self._refresh_account()
         log.info("order %s (%s#%d) %s: filled %s at %s", order.client_id, order.intent_id, order.attempt,
                  order.status.value, order.filled_qty, report.avg_price)
         await self._fills_out.send(FillNotice(report=report, client_id=order.client_id,
                                               terminal_status=order.status.value))
-        await self._refresh_account()
 
     async def _emit_unsent(self, intent: OrderIntent, attempt: int, status: str) -> None:
         report = FillReport(intent_id=intent.intent_id, level=intent.level, swing_key=intent.swing_key,
@@ -503,7 +522,10 @@ class OrdersActor:
                 self._apply(current.client_id, Cancelled(exchange_order_id=current.exchange_order_id))
             await self._settle(order.client_id)
         if self.cfg.reconcile_on_start:
-            await self._reconcile_exchange()
+            try:
+                await self._reconcile_exchange()
+            except trio.TooSlowError as exc:
+                raise ExchangeUnavailable(f"reconciliation of {self.symbol} timed out") from exc
         await self._refresh_account(required=True)
         self.reconciled = True
         self.publish()
@@ -543,10 +565,11 @@ class OrdersActor:
         try:
             with trio.fail_after(self.cfg.lookup_timeout_s):
                 acct = await self.broker.account(self.symbol, self.market_type)
-        except (trio.TooSlowError, ExchangeUnavailable, RemoteProtocolError) as exc:
+        except (trio.TooSlowError, TransientError, RemoteProtocolError) as exc:
             if required:
                 raise ExchangeUnavailable(f"account state unavailable: {exc}") from exc
             log.warning("account refresh failed: %s", exc)
+            self.publish()
             return
         self._take_account(acct)
         self.publish()
@@ -604,19 +627,26 @@ class OrdersActor:
 
     def snapshot(self) -> AccountSnapshot:
         pos = self._position
-        if self.market_type == "perp" and pos is not None:
-            qty = pos.net_quantity
-            avg = pos.entry_price or _ZERO
-            liq: Decimal | None = pos.est_liquidation_price
-            mmf = pos.mmf if pos.mmf is not None else self._mmf
-            imf = pos.imf if pos.imf is not None else self._imf
+        equity: Decimal | None
+        if self.market_type == "perp" and self._net_equity is not None:
+            # The exchange's own position (flat when it lists none) and its netEquity (nanpin 8, 9.6).
+            qty = pos.net_quantity if pos is not None else _ZERO
+            avg = (pos.entry_price if pos is not None else None) or _ZERO
+            liq: Decimal | None = pos.est_liquidation_price if pos is not None else None
+            mmf = pos.mmf if pos is not None and pos.mmf is not None else self._mmf
+            imf = pos.imf if pos is not None and pos.imf is not None else self._imf
             equity = self._net_equity
         else:
             own = self._strategy_position()
             qty, avg, liq, mmf, imf = own.qty, own.avg_entry, None, self._mmf, self._imf
             price = self._price()
-            equity = self._net_equity if self.market_type == "perp" else (
-                None if price is None else self._quote_available + self._quote_locked + qty * price)
+            cash = self._quote_available + self._quote_locked
+            if price is None:
+                equity = None
+            elif self.market_type == "perp":  # paper perp: cash plus unrealised PnL
+                equity = cash + qty * (price - avg)
+            else:  # spot, nanpin 9.13(d)
+                equity = cash + qty * price
         return AccountSnapshot(
             symbol=self.symbol, quote_available=self._quote_available, quote_locked=self._quote_locked,
             position_qty=qty, avg_entry=avg, est_liq_price=liq, mmf=mmf, imf=imf, equity=equity,
@@ -627,17 +657,28 @@ class OrdersActor:
 
     # -- loops ----------------------------------------------------------------------------------------
 
-    async def handle(self, command: OrderCommand) -> None:
+    async def handle(self, command: OrderCommand, places: trio.MemorySendChannel[tuple[int, PlaceOrder]]) -> None:
+        """Dispatch one command. Placing is queued for the single place worker; CancelAll acts at once, so
+        a kill switch is never stuck behind an order that is being resolved."""
         match command:
             case PlaceOrder():
-                async with self._lock:
-                    await self.place(command)
+                await places.send((self._cancel_generation, command))
             case CancelAll():
-                self._cancel_generation += 1  # stops a retry in flight before the lock frees
-                async with self._lock:
-                    await self.cancel_all(command.reason)
+                await self.cancel_all(command.reason)
             case _:
                 raise InvariantViolation(f"unexpected order command {command!r}")
+
+    async def place_worker(self, places: trio.MemoryReceiveChannel[tuple[int, PlaceOrder]]) -> None:
+        """Place queued intents one at a time; an intent queued before a CancelAll is dropped."""
+        async with places:
+            async for generation, command in places:
+                if generation != self._cancel_generation:
+                    log.info("intent %s withdrawn by CancelAll before it was sent", command.intent.intent_id)
+                    attempt = self.journal.next_attempt(command.intent.intent_id)
+                    await self._emit_unsent(command.intent, attempt, "CANCELLED")
+                    continue
+                async with self._lock:
+                    await self.place(command)
 
     async def watch_reconnects(self, reconnects: LatestValue[int]) -> NoReturn:
         seen = reconnects.version  # the start-up reconciliation covers everything before now
@@ -689,8 +730,11 @@ async def run_orders(
                     await actor.reconcile("start")
                 if reconnects is not None:
                     nursery.start_soon(actor.watch_reconnects, reconnects)
-                async for command in commands:
-                    await actor.handle(command)
+                place_tx, place_rx = trio.open_memory_channel[tuple[int, PlaceOrder]](1)
+                nursery.start_soon(actor.place_worker, place_rx)
+                async with place_tx:
+                    async for command in commands:
+                        await actor.handle(command, place_tx)
                 raise InvariantViolation("orders: the command channel closed")
         finally:
             with trio.move_on_after(cfg.shutdown_grace_s, shield=True) as scope:

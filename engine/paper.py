@@ -121,12 +121,12 @@ def book_levels(
         edge = max(best_ask, mid * (1 + band))
         rest = ask_depth - ask_size
         levels = [(best_ask, ask_size)]
-        if rest > 0 and edge > best_ask:
+        if rest > 0:
             levels.append((edge, rest))
     else:
         edge = min(best_bid, mid * (1 - band))
         rest = bid_depth - bid_size
         levels = [(best_bid, bid_size)]
-        if rest > 0 and edge < best_bid:
+        if rest > 0:
             levels.append((edge, rest))
     return tuple(levels)

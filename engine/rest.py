@@ -93,6 +93,10 @@ class RestClient:
             # Includes timeouts, connect/read/write errors and a peer that closed mid-body.
             self._transport_errors += 1
             raise ExchangeUnavailable(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
+        except httpx.RequestError as exc:
+            # A body that cannot be content-decoded, a redirect loop: the peer spoke, but not sensibly.
+            self._transport_errors += 1
+            raise RemoteProtocolError(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
         if reply.status_code >= 300:
             self._api_errors += 1
             error = decode_error(reply.status_code, reply.content)

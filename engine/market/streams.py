@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 import attrs
 
+from engine.backpack.events import KLINE_INTERVALS
 from engine.backpack.signing import Signer, signing_string
 from engine.market.config import FeedConfig
 
@@ -109,6 +110,9 @@ def private_subscribe_frame(streams: Sequence[str], signer: Signer, *, timestamp
     )
 
 
+_KNOWN_TYPES = frozenset({"ticker", "bookTicker", "depth", "trade", "kline", "markPrice", "openInterest",
+                          "liquidation", "account"})
+_KLINE_INTERVALS = KLINE_INTERVALS
 _STREAM_IN_MESSAGE = re.compile(r"^'([A-Za-z]+)(?:\.([0-9a-z]+)(?=\.))?[^']*'")
 _FIELD_IN_MESSAGE = re.compile(r"field '([^']{1,40})'")
 
@@ -117,13 +121,14 @@ def classify_decode_error(message: str) -> tuple[str, str]:
     """(stream type, reason) for a RemoteProtocolError message, from a bounded vocabulary.
 
     The message text carries values from the wire; counting by it would let a hostile peer grow our counters
-    without bound, so only the stream type (plus kline interval) and the field name are kept.
+    without bound, so only a known stream type (plus a known kline interval) and the field name are kept.
     """
     stream = "unknown"
     match = _STREAM_IN_MESSAGE.match(message)
-    if match:
-        stream = match.group(1) if match.group(1) != "kline" or not match.group(2) else f"kline.{match.group(2)}"
-        stream = stream[:40]
+    if match and match.group(1) in _KNOWN_TYPES:
+        stream = match.group(1)
+        if stream == "kline" and match.group(2) in _KLINE_INTERVALS:
+            stream = f"kline.{match.group(2)}"
     if "not valid JSON" in message:
         return stream, "invalid json"
     if "unknown stream type" in message:

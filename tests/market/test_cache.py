@@ -76,7 +76,7 @@ async def test_price_goes_ws_cached_rest_then_back_to_ws(autojump_clock: trio.te
         with trio.fail_after(GUARD_S):
             tx, views = await start_cache(nursery, fake, client)
             await tx.send(ticker("100"))
-            v = await until(views, lambda v: isinstance(v.market(SYM).last, Price))
+            v = await until(views, lambda v: getattr(v.market(SYM).last, "source", None) == "ws")
             q = v.market(SYM).last
             assert isinstance(q, Price)
             assert (q.source, q.value, q.cached) == ("ws", Decimal("100"), False)
