@@ -11,6 +11,10 @@ market and one stall watch per watched stream. Invariants:
 * Depth: deltas are buffered until the REST snapshot arrives; only continuous deltas are applied; a gap,
   crossed book, buffer overflow or undecodable depth frame discards the book and fetches a new snapshot
   (reported as ``BookInvalid`` so the cache counts it).
+* Transport failures are translated in one place (``run_feed``'s ``except*``): a refused or timed-out
+  handshake, a closed connection, a socket or TLS error and a broken stream all become ``FeedDisconnected``
+  (chained to the original), wherever they were raised - trio-websocket raises a refused handshake from its
+  own reader task, so it arrives inside an ExceptionGroup. Anything else (a bug) still propagates.
 * Decode failures are reported as ``DecodeFailed`` (stream type and a bounded reason) and never end the actor.
 * Every event carries the trio-clock receive time and, for exchange events, the injected wall clock.
 * All frames and snapshots are handled by one task in arrival order, so the book has one writer.
@@ -138,6 +142,7 @@ class _Session:
         self.fetching: set[str] = set()
         self.watch_scopes: dict[str, tuple[trio.CancelScope, float]] = {}
         self.failure: EngineError | None = None
+        self.cause: BaseException | None = None
         self.nursery: trio.Nursery | None = None
 
     def fail(self, error: EngineError) -> None:
@@ -168,9 +173,10 @@ class _Session:
                 try:
                     text = await ws.get_message()
                 except trio_websocket.ConnectionClosed as exc:
-                    reason = exc.reason
-                    detail = "" if reason is None else f" {reason.code} {reason.name} {reason.reason or ''}"
-                    self.fail(FeedDisconnected(f"connection closed:{detail}"))
+                    # The normal end of a connection: recorded here (not raised) so it wins over the
+                    # cancellation it causes in the sibling tasks.
+                    self.cause = exc
+                    self.fail(FeedDisconnected(_describe(exc)))
                     return
                 await inbound.send(_Frame(text=text, recv_s=trio.current_time(), recv_ms=self.now_ms()))
 
@@ -299,37 +305,80 @@ async def run_feed(
     async with _rest_client(rest, cfg.snapshot_timeout_s) as client:
         session = _Session(cfg, plan, client, out, account_out, now_ms)
         streams = plan.public + plan.private
-        # trio-websocket's open_websocket_url neither cancels its reader task nor closes the socket when the
-        # handshake times out, so we own the TCP stream and the connection's nursery and close both on every
-        # way out.
-        async with trio.open_nursery() as ws_nursery:
-            stream: trio.abc.Stream | None = None
-            try:
-                with trio.move_on_after(cfg.connect_timeout_s) as connect_scope:
-                    stream, ws = await _connect(ws_nursery, ws_url)
-                if connect_scope.cancelled_caught:
-                    session.failure = FeedDisconnected(
-                        f"cannot connect to {ws_url}: no handshake in {cfg.connect_timeout_s:g}s")
-                else:
-                    try:
-                        await _run_session(session, ws, signer, streams, task_status)
-                    finally:
-                        with trio.move_on_after(1.0, shield=True):
-                            await ws.aclose()
-            except (trio_websocket.HandshakeError, OSError) as exc:
-                session.failure = session.failure or FeedDisconnected(f"cannot connect to {ws_url}: {exc!r}")
-            except trio_websocket.ConnectionClosed as exc:
-                session.failure = session.failure or FeedDisconnected(f"connection closed while subscribing: {exc}")
-            finally:
-                if stream is not None:
-                    await trio.aclose_forcefully(stream)
-                ws_nursery.cancel_scope.cancel(reason="feed attempt over")
+        try:
+            await _attempt(session, ws_url, signer, streams, task_status)
+        except* _TRANSPORT_ERRORS as group:
+            # The one translation boundary: trio-websocket raises from its own reader task (so a refused
+            # handshake arrives wrapped in the connection nursery's ExceptionGroup), and a socket error can come
+            # from any task; all of them mean "this connection is gone" and are retried by the supervisor.
+            cause = _first_leaf(group)
+            session.failure = session.failure or FeedDisconnected(f"{ws_url}: {_describe(cause)}")
+            session.cause = session.cause or cause
         failure = session.failure or FeedDisconnected("connection ended")
         with trio.move_on_after(1.0, shield=True):
             # Best effort, bounded: tell the cache the connection is gone before the supervisor restarts us.
             await out.send(FeedStatus(state="disconnected", streams=streams, reason=str(failure),
                                       recv_s=trio.current_time()))
-        raise failure
+        raise failure from session.cause
+
+
+_TRANSPORT_ERRORS: tuple[type[Exception], ...] = (
+    trio_websocket.HandshakeError,  # also ConnectionRejected, ConnectionTimeout, DisconnectionTimeout
+    trio_websocket.ConnectionClosed,
+    OSError,  # connect refused, DNS, TLS (ssl.SSLError is an OSError)
+    trio.BrokenResourceError,  # the TCP stream broke under a send
+    httpx.HTTPError,  # rest_get translates these already; kept so a new call site cannot leak one
+)
+
+
+def _first_leaf(group: BaseExceptionGroup[Exception]) -> Exception:
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    assert isinstance(exc, Exception)
+    return exc
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, trio_websocket.ConnectionRejected):
+        return f"handshake refused with HTTP {exc.status_code}"
+    if isinstance(exc, trio_websocket.ConnectionClosed):
+        reason = exc.reason
+        detail = "" if reason is None else f" {reason.code} {reason.name} {reason.reason or ''}"
+        return f"connection closed:{detail}"
+    return f"cannot connect or connection lost: {type(exc).__name__}: {exc}"
+
+
+async def _attempt(
+    session: _Session,
+    ws_url: str,
+    signer: Signer | None,
+    streams: tuple[str, ...],
+    task_status: trio.TaskStatus[None],
+) -> None:
+    """One connection attempt; returns with ``session.failure`` set, or raises a transport error."""
+    cfg = session.cfg
+    # trio-websocket's open_websocket_url neither cancels its reader task nor closes the socket when the
+    # handshake times out, so we own the TCP stream and the connection's nursery and close both on every
+    # way out.
+    async with trio.open_nursery() as ws_nursery:
+        stream: trio.abc.Stream | None = None
+        try:
+            with trio.move_on_after(cfg.connect_timeout_s) as connect_scope:
+                stream, ws = await _connect(ws_nursery, ws_url)
+            if connect_scope.cancelled_caught:
+                session.failure = FeedDisconnected(
+                    f"cannot connect to {ws_url}: no handshake in {cfg.connect_timeout_s:g}s")
+            else:
+                try:
+                    await _run_session(session, ws, signer, streams, task_status)
+                finally:
+                    with trio.move_on_after(1.0, shield=True):
+                        await ws.aclose()
+        finally:
+            if stream is not None:
+                await trio.aclose_forcefully(stream)
+            ws_nursery.cancel_scope.cancel(reason="feed attempt over")
 
 
 async def _connect(

@@ -11,11 +11,14 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+import pytest
 import trio
+import trio_websocket
 
 from actors.cache import run_cache
 from actors.feed import run_feed
 from engine.backpack.responses import decode_depth
+from engine.errors import FeedDisconnected
 from engine.market.config import CacheConfig, FeedConfig
 from engine.market.feed_events import BookInvalid, BookState, FeedEvent
 from engine.market.prices import Price
@@ -131,3 +134,68 @@ async def test_depth_gaps_resync_and_local_book_matches_the_simulator(nursery: t
         assert gaps >= 2
         assert all(p > Decimal(0) for p, _ in ev.bids)
         nursery.cancel_scope.cancel(reason="test done")
+
+
+async def test_refused_handshake_is_a_feed_disconnect_not_a_group() -> None:
+    """A 403-refused WebSocket handshake ends run_feed with a bare FeedDisconnected caused by ConnectionRejected."""
+    async with simulator() as sim, httpx.AsyncClient(base_url=sim.rest_url) as client:
+        sim.faults.refuse_connections(60.0)
+        tx, _rx = trio.open_memory_channel[FeedEvent](100)
+        with trio.fail_after(GUARD_S), pytest.raises(FeedDisconnected, match="403") as info:
+            await run_feed(FeedConfig(), ws_url=sim.ws_url, rest=client, symbols=[SYM], out=tx, now_ms=wall_ms)
+        assert isinstance(info.value.__cause__, trio_websocket.ConnectionRejected)
+        assert sim.faults.statistics().connections_refused >= 1
+
+
+async def test_connection_refused_by_the_os_is_a_feed_disconnect() -> None:
+    """Nothing listening on the port: run_feed raises FeedDisconnected caused by the OSError, not the OSError."""
+    with trio.socket.socket() as sock:
+        await sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound but never listening: connections to it are refused
+        tx, _rx = trio.open_memory_channel[FeedEvent](100)
+        with trio.fail_after(GUARD_S), pytest.raises(FeedDisconnected) as info:
+            await run_feed(FeedConfig(), ws_url=f"ws://127.0.0.1:{port}/", rest=f"http://127.0.0.1:{port}",
+                           symbols=[SYM], out=tx, now_ms=wall_ms)
+        assert isinstance(info.value.__cause__, OSError)
+
+
+async def test_engine_survives_a_refusal_window_and_the_feed_comes_back(nursery: trio.Nursery) -> None:
+    """Connections dropped, then handshakes refused (403) for a while: the supervisor keeps restarting the feed
+    (nothing fatal, the engine keeps running) and fresh ws prices return once the simulator accepts again."""
+    async with simulator() as sim, httpx.AsyncClient(base_url=sim.rest_url) as client:
+        feed_tx, feed_rx = trio.open_memory_channel[FeedEvent](1000)
+        view_tx, views = open_latest_channel[MarketView]()
+        feed_cfg = FeedConfig(kline_intervals=("1m",))
+        cache_cfg = CacheConfig(ws_fresh_s=1.5, cache_max_age_s=2.0, rest_max_age_s=5.0, rest_poll_interval_s=0.5,
+                                candle_history=20)
+        policy = RestartPolicy(max_restarts=50, within_s=60.0, backoff=BACKOFF)
+        specs = [
+            ActorSpec(name="cache", policy=policy, run=functools.partial(
+                run_cache, cache_cfg, inbox=feed_rx, view_out=view_tx, rest=client, symbols=[SYM], now_ms=wall_ms,
+                intervals=("1m",))),
+            ActorSpec(name="feed", policy=policy, depends_on=("cache",), run=functools.partial(
+                run_feed, feed_cfg, ws_url=sim.ws_url, rest=client, symbols=[SYM], out=feed_tx, now_ms=wall_ms)),
+        ]
+        supervisor = Supervisor(specs, rng=random.Random(7))
+        stopped = trio.Event()
+
+        async def run_supervisor() -> None:
+            await supervisor.run()
+            stopped.set()
+
+        nursery.start_soon(run_supervisor)
+        refusal_s = 1.5
+        with trio.fail_after(GUARD_S):
+            await until(views, ws_price)
+            sim.faults.refuse_connections(refusal_s)
+            sim.faults.drop_connections()
+            accepting_at = trio.current_time() + refusal_s
+            await until(views, lambda v: ws_price(v) and v.as_of_s > accepting_at)
+        assert sim.faults.statistics().connections_refused >= 1
+        feed = supervisor.statistics().actor("feed")
+        assert feed.restarts >= 2  # the drop, then at least one refused attempt
+        assert feed.last_error is not None
+        assert "FeedDisconnected" in feed.last_error or "403" in feed.last_error or "closed" in feed.last_error
+        assert not stopped.is_set()
+        assert supervisor.statistics().shutdown_reason is None
+        supervisor.shutdown("test done")
