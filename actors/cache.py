@@ -47,7 +47,7 @@ from engine.backpack.events import (
 from engine.backpack.responses import decode_depth, decode_klines, decode_mark_prices, decode_ticker
 from engine.errors import ApiError, ExchangeUnavailable, InvariantViolation, ProtocolError
 from engine.market.candles import Candle, CandleBook, interval_ms
-from engine.market.clusters import ClusterMap
+from engine.market.clusters import Burst, Cluster, ClusterMap
 from engine.market.config import CANDLE_INTERVALS, CacheConfig
 from engine.market.feed_events import (
     BookInvalid,
@@ -58,8 +58,8 @@ from engine.market.feed_events import (
     Received,
     StreamStalled,
 )
-from engine.market.prices import PRICE_KINDS, PriceBoard, PriceKind, PriceLimits
-from engine.market.quality import QualityTracker
+from engine.market.prices import PRICE_KINDS, PriceBoard, PriceKind, PriceLimits, Source
+from engine.market.quality import QualityStats, QualityTracker
 from engine.market.streams import watch_key
 from engine.market.view import BookSummary, Funding, MarketState, MarketView
 from engine.runtime.channels import LatestSender
@@ -70,6 +70,8 @@ log = logging.getLogger("engine.cache")
 
 _CLUSTERS_IN_VIEW = 10
 _EPS = 1e-6
+_QUALITY_REFRESH_S = 0.25
+_DRAIN_MAX = 1024  # events folded into one view at most, so a flood still yields to other tasks
 
 
 def _ms(moment: datetime) -> int:
@@ -88,6 +90,14 @@ class _Book:
     depth_bps: Decimal
     update_id: int
     recv_s: float
+    spread_bps: Decimal = attrs.field(init=False)
+    imbalance: Decimal | None = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        # Computed once per book update rather than once per published view (they do not depend on time).
+        self.spread_bps = (self.best_ask - self.best_bid) / ((self.best_ask + self.best_bid) / 2) * 10000
+        total = self.bid_depth + self.ask_depth
+        self.imbalance = None if total == 0 else (self.bid_depth - self.ask_depth) / total
 
 
 @attrs.define
@@ -133,8 +143,13 @@ class _Cache:
         self.clusters = {s: ClusterMap(bucket_size=cfg.cluster_bucket, half_life_s=cfg.cluster_half_life_s,
                                        max_buckets=cfg.cluster_max_buckets, window_s=cfg.burst_window_s,
                                        threshold=cfg.burst_threshold) for s in symbols}
+        self.intervals = tuple(intervals)
+        self.cluster_versions: dict[str, int] = {}
         self.closed_memo: dict[tuple[str, str], tuple[int, int, tuple[Candle, ...]]] = {}
         self.quality = QualityTracker()
+        self.quality_view: QualityStats | None = None
+        self.quality_seen = -1
+        self.cluster_memo: dict[str, tuple[int, tuple[Cluster, ...], Burst | None]] = {}
         self.market_ms: int | None = None
         self.version = 0
         self.timer: trio.CancelScope | None = None
@@ -157,6 +172,23 @@ class _Cache:
                 self.backfill_wanted.set()  # a 1m bar just closed: look for a gap behind it
             self.market_ms = ms
 
+    # -- recording (every price and book goes through here, so the transition timer can only move earlier) --
+    def wake_at(self, at: float) -> None:
+        """Make sure the transition timer fires no later than ``at`` (a spurious early wake only republishes)."""
+        timer = self.timer
+        if timer is not None and at + _EPS < timer.deadline:
+            timer.deadline = at + _EPS
+
+    def record(self, symbol: str, kind: PriceKind, *, value: Decimal, source: Source, recv_s: float,
+               exchange_ms: int | None = None) -> None:
+        if self.board.record(symbol, kind, value=value, source=source, recv_s=recv_s, exchange_ms=exchange_ms):
+            limits = self.limits[kind]
+            self.wake_at(recv_s + (limits.ws_fresh_s if source == "ws" else limits.rest_max_age_s))
+
+    def set_book(self, symbol: str, book: _Book) -> None:
+        self.books[symbol] = book
+        self.wake_at(book.recv_s + (self.cfg.book_fresh_s if book.summary_source == "ws" else self.cfg.rest_max_age_s))
+
     # -- folding events -------------------------------------------------------------------------------------
     def fold(self, ev: FeedEvent) -> None:
         match ev:
@@ -171,11 +203,11 @@ class _Cache:
                 self.saw_exchange_time(ev.engine_time_us)
                 if ev.bids and ev.asks:
                     (bid, bid_size), (ask, ask_size) = ev.bids[0], ev.asks[0]
-                    self.books[ev.symbol] = _Book(
+                    self.set_book(ev.symbol, _Book(
                         summary_source="ws", best_bid=bid, best_ask=ask, bid_size=bid_size, ask_size=ask_size,
                         bid_depth=ev.bid_depth, ask_depth=ev.ask_depth, depth_bps=ev.depth_bps,
-                        update_id=ev.update_id, recv_s=ev.recv_s)
-                    self.board.record(ev.symbol, "mid", value=(bid + ask) / 2, source="ws", recv_s=ev.recv_s,
+                        update_id=ev.update_id, recv_s=ev.recv_s))
+                    self.record(ev.symbol, "mid", value=(bid + ask) / 2, source="ws", recv_s=ev.recv_s,
                                       exchange_ms=None if ev.engine_time_us is None else ev.engine_time_us // 1000)
             case BookInvalid():
                 self.books[ev.symbol] = None
@@ -211,17 +243,17 @@ class _Cache:
             self.saw_exchange_time(ev.event_time_us)
         match ev:
             case Ticker() if tracked:
-                self.board.record(ev.symbol, "last", value=ev.last_price, source="ws", recv_s=r.recv_s,
+                self.record(ev.symbol, "last", value=ev.last_price, source="ws", recv_s=r.recv_s,
                                   exchange_ms=ev.event_time_us // 1000)
             case Trade() if tracked:
-                self.board.record(ev.symbol, "last", value=ev.price, source="ws", recv_s=r.recv_s,
+                self.record(ev.symbol, "last", value=ev.price, source="ws", recv_s=r.recv_s,
                                   exchange_ms=ev.engine_time_us // 1000)
             case BookTicker() if tracked:
                 if ev.bid_price is not None and ev.ask_price is not None and ev.bid_price < ev.ask_price:
-                    self.board.record(ev.symbol, "mid", value=(ev.bid_price + ev.ask_price) / 2, source="ws",
+                    self.record(ev.symbol, "mid", value=(ev.bid_price + ev.ask_price) / 2, source="ws",
                                       recv_s=r.recv_s, exchange_ms=ev.engine_time_us // 1000)
             case MarkPrice() if tracked:
-                self.board.record(ev.symbol, "mark", value=ev.mark_price, source="ws", recv_s=r.recv_s,
+                self.record(ev.symbol, "mark", value=ev.mark_price, source="ws", recv_s=r.recv_s,
                                   exchange_ms=ev.event_time_us // 1000)
                 self.funding[ev.symbol] = _Funding(
                     mark=ev.mark_price, index=ev.index_price, rate=ev.funding_rate,
@@ -264,47 +296,60 @@ class _Cache:
             out.append((interval, memo[2]))
         return tuple(out)
 
+    def market_state(self, s: str, now_s: float, market_ms: int) -> MarketState:
+        book = self.books[s]
+        summary = None
+        if book is not None:
+            age = now_s - book.recv_s if now_s > book.recv_s else 0.0
+            limit = self.cfg.book_fresh_s if book.summary_source == "ws" else self.cfg.rest_max_age_s
+            summary = BookSummary(
+                best_bid=book.best_bid, best_ask=book.best_ask, bid_size=book.bid_size, ask_size=book.ask_size,
+                spread_bps=book.spread_bps, imbalance=book.imbalance, bid_depth=book.bid_depth,
+                ask_depth=book.ask_depth, depth_bps=book.depth_bps, update_id=book.update_id,
+                source=book.summary_source, age_s=age, fresh=age <= limit)
+        f = self.funding[s]
+        funding = None if f is None else Funding(
+            mark_price=f.mark, index_price=f.index, funding_rate=f.rate, next_funding_ms=f.next_ms,
+            source=f.source, age_s=max(0.0, now_s - f.recv_s))
+        clusters, burst = self.cluster_view(s, market_ms)
+        quote = self.board.quote
+        return MarketState(
+            symbol=s, last=quote(s, "last", now_s), mid=quote(s, "mid", now_s), mark=quote(s, "mark", now_s),
+            book=summary, funding=funding, candles=self.closed_candles(s, market_ms) if self.intervals else (),
+            clusters=clusters, burst=burst)
+
+    def cluster_view(self, s: str, market_ms: int) -> tuple[tuple[Cluster, ...], Burst | None]:
+        """Clusters and burst at ``market_ms``; skipped for a market without liquidations, memoized per moment."""
+        cmap = self.clusters[s]
+        if cmap.empty:
+            return (), None
+        memo = self.cluster_memo.get(s)
+        if memo is None or memo[0] != market_ms or cmap.version != self.cluster_versions.get(s):
+            memo = (market_ms, cmap.clusters(market_ms)[:_CLUSTERS_IN_VIEW], cmap.burst(market_ms))
+            self.cluster_memo[s] = memo
+            self.cluster_versions[s] = cmap.version
+        return memo[1], memo[2]
+
+    def quality_stats(self, now_s: float) -> QualityStats:
+        """The quality snapshot: rebuilt at once when anything but a message count changed, else at most every
+        ``_QUALITY_REFRESH_S`` (its ``as_of_s`` says when); rebuilding it per event cost more than the event."""
+        held = self.quality_view
+        version = self.quality.structure_version
+        if held is None or version != self.quality_seen or now_s - held.as_of_s >= _QUALITY_REFRESH_S:
+            held = self.quality_view = self.quality.statistics(now_s)
+            self.quality_seen = version
+        return held
+
     def view(self) -> MarketView:
         now_s = trio.current_time()
         market_ms = self.market_now_ms()
-        states = []
-        for s in self.symbols:
-            book = self.books[s]
-            summary = None
-            if book is not None:
-                age = max(0.0, now_s - book.recv_s)
-                limit = self.cfg.book_fresh_s if book.summary_source == "ws" else self.cfg.rest_max_age_s
-                total = book.bid_depth + book.ask_depth
-                summary = BookSummary(
-                    best_bid=book.best_bid, best_ask=book.best_ask, bid_size=book.bid_size,
-                    ask_size=book.ask_size,
-                    spread_bps=(book.best_ask - book.best_bid) / ((book.best_ask + book.best_bid) / 2) * 10000,
-                    imbalance=None if total == 0 else (book.bid_depth - book.ask_depth) / total,
-                    bid_depth=book.bid_depth, ask_depth=book.ask_depth, depth_bps=book.depth_bps,
-                    update_id=book.update_id, source=book.summary_source, age_s=age, fresh=age <= limit)
-            f = self.funding[s]
-            funding = None if f is None else Funding(
-                mark_price=f.mark, index_price=f.index, funding_rate=f.rate, next_funding_ms=f.next_ms,
-                source=f.source, age_s=max(0.0, now_s - f.recv_s))
-            states.append(MarketState(
-                symbol=s,
-                last=self.board.quote(s, "last", now_s),
-                mid=self.board.quote(s, "mid", now_s),
-                mark=self.board.quote(s, "mark", now_s),
-                book=summary,
-                funding=funding,
-                candles=self.closed_candles(s, market_ms),
-                clusters=self.clusters[s].clusters(market_ms)[:_CLUSTERS_IN_VIEW],
-                burst=self.clusters[s].burst(market_ms),
-            ))
+        states = tuple([self.market_state(s, now_s, market_ms) for s in self.symbols])
         self.version += 1
-        return MarketView(version=self.version, as_of_ms=self.now_ms(), as_of_s=now_s, markets=tuple(states),
-                          quality=self.quality.statistics(now_s))
+        return MarketView(version=self.version, as_of_ms=self.now_ms(), as_of_s=now_s, markets=states,
+                          quality=self.quality_stats(now_s))
 
     def publish(self) -> None:
         self.view_out.send_nowait(self.view())
-        if self.timer is not None:
-            self.timer.deadline = self.next_transition()
 
     def next_transition(self) -> float:
         """The next moment a quote changes tier (live, cached, rest, stale) without new data."""
@@ -365,14 +410,14 @@ class _Cache:
                 if kind == "last":
                     body = await rest_get(self.client, "/api/v1/ticker", {"symbol": symbol})
                     recv = trio.current_time()
-                    self.board.record(symbol, "last", value=decode_ticker(body).last_price, source="rest",
+                    self.record(symbol, "last", value=decode_ticker(body).last_price, source="rest",
                                       recv_s=recv)
                 elif kind == "mark":
                     body = await rest_get(self.client, "/api/v1/markPrices", {"symbol": symbol})
                     recv = trio.current_time()
                     for row in decode_mark_prices(body):
                         if row.symbol == symbol:
-                            self.board.record(symbol, "mark", value=row.mark_price, source="rest", recv_s=recv)
+                            self.record(symbol, "mark", value=row.mark_price, source="rest", recv_s=recv)
                             self.funding[symbol] = _Funding(
                                 mark=row.mark_price, index=row.index_price, rate=row.funding_rate,
                                 next_ms=None if row.next_funding_time_us is None else row.next_funding_time_us // 1000,
@@ -384,14 +429,14 @@ class _Cache:
                     # Both sides are ascending on the wire: the best bid is the last one.
                     if snap.bids and snap.asks and snap.bids[-1][0] < snap.asks[0][0]:
                         (bid, bid_size), (ask, ask_size) = snap.bids[-1], snap.asks[0]
-                        self.board.record(symbol, "mid", value=(bid + ask) / 2, source="rest", recv_s=recv)
+                        self.record(symbol, "mid", value=(bid + ask) / 2, source="rest", recv_s=recv)
                         held = self.books[symbol]
                         if held is None or held.summary_source == "rest" or recv - held.recv_s > self.cfg.book_fresh_s:
-                            self.books[symbol] = _Book(
+                            self.set_book(symbol, _Book(
                                 summary_source="rest", best_bid=bid, best_ask=ask, bid_size=bid_size,
                                 ask_size=ask_size, bid_depth=sum((q for _, q in snap.bids), Decimal(0)),
                                 ask_depth=sum((q for _, q in snap.asks), Decimal(0)), depth_bps=Decimal(0),
-                                update_id=snap.last_update_id, recv_s=recv)
+                                update_id=snap.last_update_id, recv_s=recv))
             self.quality.message(stream, now_s=trio.current_time())
         except trio.TooSlowError:
             self.quality.decode_error(stream, "timeout")
@@ -487,5 +532,13 @@ async def _run(cfg: CacheConfig, inbox: trio.MemoryReceiveChannel[FeedEvent], vi
         task_status.started()
         async for event in inbox:
             cache.fold(event)
+            # Fold everything already waiting before publishing: the view after the drain reflects every event,
+            # and under load one view per batch replaces one per event (with no wait when idle).
+            for _ in range(_DRAIN_MAX):
+                try:
+                    event = inbox.receive_nowait()
+                except (trio.WouldBlock, trio.EndOfChannel):
+                    break
+                cache.fold(event)
             cache.publish()
         raise InvariantViolation("cache inbox closed: every feed end of the channel is gone")

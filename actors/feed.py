@@ -6,8 +6,11 @@ market and one stall watch per watched stream. Invariants:
 * One attempt = one connection. Every connect sends every subscription (private ones signed with a fresh
   timestamp). Any disconnect, error frame or stall ends the attempt with a ``TransientError``
   (``FeedDisconnected`` / ``FeedStale``); reconnecting is the supervisor restarting this actor by policy.
-* A stall is a stream silent past its limit: each watch is a cancel scope whose deadline moves forward on
-  every frame of its stream, so detection happens exactly at the limit, without polling.
+* A stall is a stream silent past its limit: each frame notes its receive time and each watch sleeps until
+  that time plus the limit (re-arming if a frame came meanwhile), so detection happens exactly at the limit,
+  with at most one wake-up per limit and no per-frame timer work.
+* Hot path: frames pass reader -> processing task -> ``out`` with ``send_nowait`` when there is room (a
+  blocking ``send`` only under backpressure), and the processing task drains what is queued per wake-up.
 * Depth: deltas are buffered until the REST snapshot arrives; only continuous deltas are applied; a gap,
   crossed book, buffer overflow or undecodable depth frame discards the book and fetches a new snapshot
   (reported as ``BookInvalid`` so the cache counts it).
@@ -29,7 +32,7 @@ import urllib.parse
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from decimal import Decimal
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 
 import attrs
 import httpx
@@ -79,6 +82,9 @@ log = logging.getLogger("engine.feed")
 
 BOOK_TOP_LEVELS = 20
 DEPTH_ANALYSIS_BPS = Decimal(10)
+_INBOUND_BUFFER = 256  # frames decoupling the socket reader from the processing task, which drains it in batches
+_DRAIN_MAX = 1024  # items processed per wake-up at most, so a flood still yields to other tasks
+_T = TypeVar("_T")
 _DEPTH_SYMBOL = re.compile(r"'depth\.(?:\d+ms\.)?([A-Za-z0-9_.]+)'")
 
 
@@ -102,6 +108,14 @@ async def rest_get(client: httpx.AsyncClient, path: str, params: dict[str, str |
     if response.status_code != 200:
         raise decode_error(response.status_code, response.content)
     return response.content
+
+
+async def _send(channel: trio.MemorySendChannel[_T], item: _T) -> None:
+    """Send without a scheduling round trip when there is room; wait (backpressure) only when there is none."""
+    try:
+        channel.send_nowait(item)
+    except trio.WouldBlock:
+        await channel.send(item)
 
 
 @attrs.frozen
@@ -140,7 +154,7 @@ class _Session:
         self.now_ms = now_ms
         self.books = {s: OrderBook(s, max_buffered=cfg.depth_buffer_frames) for s in plan.depth_symbols}
         self.fetching: set[str] = set()
-        self.watch_scopes: dict[str, tuple[trio.CancelScope, float]] = {}
+        self.last_seen: dict[str, float] = {}  # watched stream -> trio time of its newest frame
         self.failure: EngineError | None = None
         self.cause: BaseException | None = None
         self.nursery: trio.Nursery | None = None
@@ -153,19 +167,23 @@ class _Session:
         self.nursery.cancel_scope.cancel(reason=str(error))
 
     async def watch(self, w: Watch, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        with trio.CancelScope(deadline=trio.current_time() + w.limit_s) as scope:
-            self.watch_scopes[w.key] = (scope, w.limit_s)
-            task_status.started()
-            await trio.sleep_forever()
+        # A lazy timer: a frame only notes its time (cheap, per frame); the watch wakes at the old deadline and
+        # sleeps again until the new one, so the stall is still caught exactly when the stream is silent for
+        # limit_s (moving a cancel-scope deadline on every frame cost more than decoding it).
+        self.last_seen[w.key] = trio.current_time()
+        task_status.started()
+        while True:
+            deadline = self.last_seen[w.key] + w.limit_s
+            if trio.current_time() >= deadline:
+                break
+            await trio.sleep_until(deadline)
         now = trio.current_time()
-        await self.out.send(StreamStalled(stream=w.key, silent_s=w.limit_s, recv_s=now))
+        await _send(self.out, StreamStalled(stream=w.key, silent_s=w.limit_s, recv_s=now))
         self.fail(FeedStale(f"{w.key} silent for {w.limit_s:g}s"))
 
-    def bump(self, key: str) -> None:
-        entry = self.watch_scopes.get(key)
-        if entry is not None:
-            scope, limit = entry
-            scope.deadline = trio.current_time() + limit
+    def bump(self, key: str, recv_s: float) -> None:
+        if key in self.last_seen:
+            self.last_seen[key] = recv_s
 
     async def read(self, ws: trio_websocket.WebSocketConnection, inbound: trio.MemorySendChannel[_Inbound]) -> None:
         async with inbound:
@@ -178,7 +196,7 @@ class _Session:
                     self.cause = exc
                     self.fail(FeedDisconnected(_describe(exc)))
                     return
-                await inbound.send(_Frame(text=text, recv_s=trio.current_time(), recv_ms=self.now_ms()))
+                await _send(inbound, _Frame(text=text, recv_s=trio.current_time(), recv_ms=self.now_ms()))
 
     async def fetch_snapshot(self, symbol: str, inbound: trio.MemorySendChannel[_Inbound]) -> None:
         async with inbound:
@@ -209,7 +227,7 @@ class _Session:
     async def emit_book(self, book: OrderBook, engine_time_us: int | None) -> None:
         bids, asks = book.top(BOOK_TOP_LEVELS)
         bid_depth, ask_depth = book.size_within_bps(DEPTH_ANALYSIS_BPS) or (Decimal(0), Decimal(0))
-        await self.out.send(BookState(
+        await _send(self.out, BookState(
             symbol=book.symbol, update_id=book.last_update_id or 0, bids=bids, asks=asks, bid_depth=bid_depth,
             ask_depth=ask_depth, depth_bps=DEPTH_ANALYSIS_BPS, engine_time_us=engine_time_us,
             recv_s=trio.current_time(),
@@ -218,18 +236,27 @@ class _Session:
     async def resync(self, book: OrderBook, outcome: ResyncNeeded,
                      inbound: trio.MemorySendChannel[_Inbound]) -> None:
         log.info("depth %s resync: %s", book.symbol, outcome.reason)
-        await self.out.send(BookInvalid(symbol=book.symbol, reason=outcome.reason, gap="gap" in outcome.reason,
+        await _send(self.out, BookInvalid(symbol=book.symbol, reason=outcome.reason, gap="gap" in outcome.reason,
                                         recv_s=trio.current_time()))
         self.request_snapshot(book.symbol, inbound)
 
     async def process(self, inbound_rx: trio.MemoryReceiveChannel[_Inbound],
                       inbound: trio.MemorySendChannel[_Inbound]) -> None:
         async with inbound_rx:
-            async for item in inbound_rx:
-                if isinstance(item, _Snapshot):
-                    await self.on_snapshot(item, inbound)
-                else:
-                    await self.on_frame(item, inbound)
+            async for first in inbound_rx:
+                item = first
+                # Handle whatever else is already queued without a scheduling round trip per frame.
+                for _ in range(_DRAIN_MAX):
+                    if isinstance(item, _Frame):
+                        await self.on_frame(item, inbound)
+                    else:
+                        await self.on_snapshot(item, inbound)
+                    if self.failure is not None:
+                        return  # the attempt is over: nothing after the failing frame may be delivered
+                    try:
+                        item = inbound_rx.receive_nowait()
+                    except (trio.WouldBlock, trio.EndOfChannel):
+                        break
 
     async def on_snapshot(self, item: _Snapshot, inbound: trio.MemorySendChannel[_Inbound]) -> None:
         self.fetching.discard(item.symbol)
@@ -245,7 +272,7 @@ class _Session:
             event = decode_frame(item.text)
         except RemoteProtocolError as exc:
             stream, reason = classify_decode_error(str(exc))
-            await self.out.send(DecodeFailed(stream=stream, reason=reason, recv_s=item.recv_s))
+            await _send(self.out, DecodeFailed(stream=stream, reason=reason, recv_s=item.recv_s))
             if stream == "depth":
                 # A lost delta would surface as a gap later; resync now rather than serve a wrong book.
                 match = _DEPTH_SYMBOL.search(str(exc))
@@ -263,10 +290,10 @@ class _Session:
                 self.fail(FeedDisconnected(f"exchange error frame {event.code}: {event.message}"))
                 return
             case Depth():
-                self.bump(watch_key(event.stream))
+                self.bump(watch_key(event.stream), item.recv_s)
                 book = self.books.get(event.symbol)
                 if book is None or event.window_ms is not None:
-                    await self.out.send(Received(event=event, recv_s=item.recv_s, recv_ms=item.recv_ms))
+                    await _send(self.out, Received(event=event, recv_s=item.recv_s, recv_ms=item.recv_ms))
                     return
                 outcome = book.apply_delta(event)
                 if isinstance(outcome, Applied):
@@ -275,10 +302,10 @@ class _Session:
                     await self.resync(book, outcome, inbound)
             case OrderUpdate() | PositionUpdate() | BalanceUpdate():
                 target = self.account_out if self.account_out is not None else self.out
-                await target.send(Received(event=event, recv_s=item.recv_s, recv_ms=item.recv_ms))
+                await _send(target, Received(event=event, recv_s=item.recv_s, recv_ms=item.recv_ms))
             case _:
-                self.bump(watch_key(event.stream))
-                await self.out.send(Received(event=event, recv_s=item.recv_s, recv_ms=item.recv_ms))
+                self.bump(watch_key(event.stream), item.recv_s)
+                await _send(self.out, Received(event=event, recv_s=item.recv_s, recv_ms=item.recv_ms))
 
 
 async def run_feed(
@@ -412,7 +439,7 @@ async def _run_session(
     task_status: trio.TaskStatus[None],
 ) -> None:
     cfg, plan = session.cfg, session.plan
-    inbound, inbound_rx = trio.open_memory_channel[_Inbound](0)
+    inbound, inbound_rx = trio.open_memory_channel[_Inbound](_INBOUND_BUFFER)
     async with trio.open_nursery() as nursery:
         session.nursery = nursery
         if plan.public:

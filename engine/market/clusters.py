@@ -64,7 +64,7 @@ class ClusterMap:
     """Buckets and burst window of one market."""
 
     __slots__ = ("_buckets", "_half_life_ms", "_max_buckets", "_newest_ms", "_recent", "_window_ms",
-                 "bucket_size", "threshold")
+                 "bucket_size", "threshold", "version")
 
     def __init__(self, *, bucket_size: Decimal, half_life_s: float, max_buckets: int, window_s: float,
                  threshold: Decimal) -> None:
@@ -78,11 +78,13 @@ class ClusterMap:
         self._buckets: dict[Decimal, _Bucket] = {}
         self._recent: deque[tuple[int, Decimal]] = deque()
         self._newest_ms = 0
+        self.version = 0  # bumped by every accepted liquidation, so a reader can memoize by (version, time)
 
     def add(self, *, price: Decimal, quantity: Decimal, side: Side, ts_ms: int) -> None:
         """Fold one liquidation in. Non-positive price or quantity is ignored (nothing to weigh)."""
         if not (price.is_finite() and quantity.is_finite()) or price <= 0 or quantity <= 0:
             return
+        self.version += 1
         notional = price * quantity
         key = (price // self.bucket_size) * self.bucket_size
         bucket = self._buckets.get(key)
@@ -115,6 +117,11 @@ class ClusterMap:
         ranked = sorted(self._buckets, key=lambda k: sum(self._buckets[k].decayed(now_ms, self._half_life_ms)))
         for key in ranked[: len(self._buckets) - self._max_buckets]:
             del self._buckets[key]
+
+    @property
+    def empty(self) -> bool:
+        """True when nothing was ever folded in (or all of it expired): no clusters and no burst at any time."""
+        return not self._buckets and not self._recent
 
     def clusters(self, now_ms: int) -> tuple[Cluster, ...]:
         """Every bucket with its weight at ``now_ms``, heaviest first."""

@@ -87,13 +87,15 @@ def _valid(value: Decimal) -> bool:
 class PriceBoard:
     """Latest value per (market, kind, source) and the priority rule that turns them into a quote."""
 
-    __slots__ = ("_limits", "_ticks")
+    __slots__ = ("_limits", "_never", "_ticks")
 
     def __init__(self, limits: PriceLimits | dict[PriceKind, PriceLimits]) -> None:
         if isinstance(limits, PriceLimits):
             limits = dict.fromkeys(PRICE_KINDS, limits)
         self._limits: dict[PriceKind, PriceLimits] = dict(limits)
         self._ticks: dict[tuple[str, PriceKind, Source], Tick] = {}
+        # A never-seen price's status does not depend on time, so one frozen instance per key is reused.
+        self._never: dict[tuple[str, PriceKind], Stale] = {}
 
     def record(
         self,
@@ -146,9 +148,12 @@ class PriceBoard:
             age = max(0.0, now_s - rest.recv_s)
             if age <= limits.rest_max_age_s:
                 return Price(value=rest.value, source="rest", age_s=age, cached=False, exchange_ms=rest.exchange_ms)
-        ages = [max(0.0, now_s - t.recv_s) for t in (ws, rest) if t is not None]
-        if not ages:
-            return Stale(reason=f"no {kind} price received for {market}", age_s=None)
-        newest = min(ages)
+        if ws is None and rest is None:
+            never = self._never.get((market, kind))
+            if never is None:
+                never = self._never[(market, kind)] = Stale(reason=f"no {kind} price received for {market}",
+                                                            age_s=None)
+            return never
+        newest = min(max(0.0, now_s - t.recv_s) for t in (ws, rest) if t is not None)
         return Stale(reason=f"{kind} price for {market} is {newest:.1f}s old, past every freshness limit",
                      age_s=newest)

@@ -72,18 +72,23 @@ def _percentile(sorted_values: list[float], q: float) -> float:
 class QualityTracker:
     """Counters for every stream of one feed, across reconnects."""
 
-    __slots__ = ("_connected_since", "_connections", "_streams", "_uptime")
+    __slots__ = ("_connected_since", "_connections", "_streams", "_uptime", "structure_version")
 
     def __init__(self) -> None:
         self._streams: dict[str, _Stream] = {}
         self._connections = 0
         self._uptime = 0.0
         self._connected_since: float | None = None
+        # Bumped by every change other than a plain message (count, latency, last time): a new stream, an
+        # error, a gap, a resync, a stale flag flipping, a connection change. Lets a publisher refresh its
+        # snapshot at once on those and only periodically for message counts.
+        self.structure_version = 0
 
     def _s(self, stream: str) -> _Stream:
         entry = self._streams.get(stream)
         if entry is None:
             entry = self._streams[stream] = _Stream()
+            self.structure_version += 1
         return entry
 
     def message(self, stream: str, *, now_s: float, latency_ms: float | None = None) -> None:
@@ -95,23 +100,29 @@ class QualityTracker:
 
     def decode_error(self, stream: str, reason: str) -> None:
         self._s(stream).errors[reason] += 1
+        self.structure_version += 1
 
     def gap(self, stream: str) -> None:
         self._s(stream).gaps += 1
+        self.structure_version += 1
 
     def resync(self, stream: str) -> None:
         self._s(stream).resyncs += 1
+        self.structure_version += 1
 
     def out_of_order(self, stream: str) -> None:
         self._s(stream).out_of_order += 1
+        self.structure_version += 1
 
     def set_stale(self, stream: str, stale: bool, *, now_s: float) -> None:
         entry = self._s(stream)
         if stale and entry.stale_since is None:
             entry.stale_since = now_s
+            self.structure_version += 1
         elif not stale and entry.stale_since is not None:
             entry.stale_total += max(0.0, now_s - entry.stale_since)
             entry.stale_since = None
+            self.structure_version += 1
 
     def connected(self, *, now_s: float) -> None:
         """A connection came up; every connection after the first counts as a reconnect."""
@@ -119,11 +130,13 @@ class QualityTracker:
             self.disconnected(now_s=now_s)
         self._connections += 1
         self._connected_since = now_s
+        self.structure_version += 1
 
     def disconnected(self, *, now_s: float) -> None:
         if self._connected_since is not None:
             self._uptime += max(0.0, now_s - self._connected_since)
             self._connected_since = None
+            self.structure_version += 1
 
     def statistics(self, now_s: float) -> QualityStats:
         streams = []

@@ -140,7 +140,12 @@ async def test_slow_consumer_sees_latest_view_not_a_queue(autojump_clock: trio.t
             q = v.market(SYM).last
             assert isinstance(q, Price)
             assert q.value == Decimal("149")
-            assert views.statistics().overwritten >= 49
+            # Every view but the one taken was overwritten (the cache may fold several ticks into one view).
+            stats = views.statistics()
+            assert not stats.pending
+            assert stats.received == 1
+            assert stats.sent >= 2
+            assert stats.overwritten == stats.sent - 1
         nursery.cancel_scope.cancel(reason="test done")
 
 
