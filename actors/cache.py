@@ -71,7 +71,8 @@ log = logging.getLogger("engine.cache")
 _CLUSTERS_IN_VIEW = 10
 _EPS = 1e-6
 _QUALITY_REFRESH_S = 0.25
-_DRAIN_MAX = 1024  # events folded into one view at most, so a flood still yields to other tasks
+_DRAIN_MAX = 512  # events folded into one view at most, so a flood still publishes regularly
+_HOLD_MAX_S = 0.002  # longest a folded event waits for the feed to go quiet before it is published anyway
 
 
 def _ms(moment: datetime) -> int:
@@ -519,6 +520,19 @@ async def run_cache(
     raise InvariantViolation("cache stopped")  # unreachable: _run never returns
 
 
+def _drain(cache: _Cache, inbox: trio.MemoryReceiveChannel[FeedEvent]) -> int:
+    """Fold every event already waiting (without a checkpoint); returns how many."""
+    n = 0
+    while n < _DRAIN_MAX:
+        try:
+            event = inbox.receive_nowait()
+        except (trio.WouldBlock, trio.EndOfChannel):
+            break
+        cache.fold(event)
+        n += 1
+    return n
+
+
 async def _run(cfg: CacheConfig, inbox: trio.MemoryReceiveChannel[FeedEvent], view_out: LatestSender[MarketView],
                client: httpx.AsyncClient, symbols: Sequence[str], now_ms: Callable[[], int],
                intervals: Sequence[str], task_status: trio.TaskStatus[None]) -> NoReturn:
@@ -532,13 +546,16 @@ async def _run(cfg: CacheConfig, inbox: trio.MemoryReceiveChannel[FeedEvent], vi
         task_status.started()
         async for event in inbox:
             cache.fold(event)
-            # Fold everything already waiting before publishing: the view after the drain reflects every event,
-            # and under load one view per batch replaces one per event (with no wait when idle).
-            for _ in range(_DRAIN_MAX):
-                try:
-                    event = inbox.receive_nowait()
-                except (trio.WouldBlock, trio.EndOfChannel):
+            # Publish once the feed is quiet: fold what is waiting, give the feed one scheduling round to hand
+            # over what is already on the socket, and publish when that round brought nothing (or the hold
+            # limits are reached). The published view reflects every folded event; under a flood one view
+            # covers many events instead of one view per event, and an idle pipeline adds a single round.
+            folded, since = 1 + _drain(cache, inbox), trio.current_time()
+            while folded < _DRAIN_MAX and trio.current_time() - since < _HOLD_MAX_S:
+                await trio.lowlevel.checkpoint()
+                more = _drain(cache, inbox)
+                if not more:
                     break
-                cache.fold(event)
+                folded += more
             cache.publish()
         raise InvariantViolation("cache inbox closed: every feed end of the channel is gone")

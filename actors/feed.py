@@ -9,8 +9,8 @@ market and one stall watch per watched stream. Invariants:
 * A stall is a stream silent past its limit: each frame notes its receive time and each watch sleeps until
   that time plus the limit (re-arming if a frame came meanwhile), so detection happens exactly at the limit,
   with at most one wake-up per limit and no per-frame timer work.
-* Hot path: frames pass reader -> processing task -> ``out`` with ``send_nowait`` when there is room (a
-  blocking ``send`` only under backpressure), and the processing task drains what is queued per wake-up.
+* Hot path: no task hand-off per frame and ``send_nowait`` to ``out`` when there is room (a blocking ``send``
+  only under backpressure), so a frame costs one scheduling round, like a bare receive loop.
 * Depth: deltas are buffered until the REST snapshot arrives; only continuous deltas are applied; a gap,
   crossed book, buffer overflow or undecodable depth frame discards the book and fetches a new snapshot
   (reported as ``BookInvalid`` so the cache counts it).
@@ -20,7 +20,9 @@ market and one stall watch per watched stream. Invariants:
   own reader task, so it arrives inside an ExceptionGroup. Anything else (a bug) still propagates.
 * Decode failures are reported as ``DecodeFailed`` (stream type and a bounded reason) and never end the actor.
 * Every event carries the trio-clock receive time and, for exchange events, the injected wall clock.
-* All frames and snapshots are handled by one task in arrival order, so the book has one writer.
+* Frames are decoded and handled by the reader task in arrival order; a depth snapshot is applied by the task
+  that fetched it. Every book change and the read of its top that follows are one synchronous section, so no
+  task ever sees a half-applied book, and BookStates leave in update-id order per book.
 """
 
 from __future__ import annotations
@@ -34,7 +36,6 @@ from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import NoReturn, TypeVar
 
-import attrs
 import httpx
 import trio
 import trio_websocket
@@ -82,8 +83,6 @@ log = logging.getLogger("engine.feed")
 
 BOOK_TOP_LEVELS = 20
 DEPTH_ANALYSIS_BPS = Decimal(10)
-_INBOUND_BUFFER = 256  # frames decoupling the socket reader from the processing task, which drains it in batches
-_DRAIN_MAX = 1024  # items processed per wake-up at most, so a flood still yields to other tasks
 _T = TypeVar("_T")
 _DEPTH_SYMBOL = re.compile(r"'depth\.(?:\d+ms\.)?([A-Za-z0-9_.]+)'")
 
@@ -116,22 +115,6 @@ async def _send(channel: trio.MemorySendChannel[_T], item: _T) -> None:
         channel.send_nowait(item)
     except trio.WouldBlock:
         await channel.send(item)
-
-
-@attrs.frozen
-class _Frame:
-    text: str | bytes
-    recv_s: float
-    recv_ms: int
-
-
-@attrs.frozen
-class _Snapshot:
-    symbol: str
-    snapshot: DepthSnapshot
-
-
-_Inbound = _Frame | _Snapshot
 
 
 class _Session:
@@ -185,44 +168,49 @@ class _Session:
         if key in self.last_seen:
             self.last_seen[key] = recv_s
 
-    async def read(self, ws: trio_websocket.WebSocketConnection, inbound: trio.MemorySendChannel[_Inbound]) -> None:
-        async with inbound:
-            while True:
-                try:
-                    text = await ws.get_message()
-                except trio_websocket.ConnectionClosed as exc:
-                    # The normal end of a connection: recorded here (not raised) so it wins over the
-                    # cancellation it causes in the sibling tasks.
-                    self.cause = exc
-                    self.fail(FeedDisconnected(_describe(exc)))
-                    return
-                await _send(inbound, _Frame(text=text, recv_s=trio.current_time(), recv_ms=self.now_ms()))
-
-    async def fetch_snapshot(self, symbol: str, inbound: trio.MemorySendChannel[_Inbound]) -> None:
-        async with inbound:
+    async def read(self, ws: trio_websocket.WebSocketConnection) -> None:
+        """Receive and handle frames in arrival order, in this task (a hand-off to another task per frame cost
+        a scheduling round each)."""
+        get_message, now_ms, current_time = ws.get_message, self.now_ms, trio.current_time
+        while True:
             try:
-                with trio.fail_after(self.cfg.snapshot_timeout_s):
-                    body = await rest_get(
-                        self.client, "/api/v1/depth", {"symbol": symbol, "limit": self.cfg.depth_levels})
-                snapshot = decode_depth(body)
-            except trio.TooSlowError:
-                self.fail(ExchangeUnavailable(f"depth snapshot for {symbol}: no answer in {self.cfg.snapshot_timeout_s:g}s"))
+                text = await get_message()
+            except trio_websocket.ConnectionClosed as exc:
+                # The normal end of a connection: recorded here (not raised) so it wins over the
+                # cancellation it causes in the sibling tasks.
+                self.cause = exc
+                self.fail(FeedDisconnected(_describe(exc)))
                 return
-            except (ExchangeUnavailable, RateLimited) as exc:
-                self.fail(exc)
-                return
-            except (ApiError, ProtocolError) as exc:
-                # A malformed or refused snapshot cannot be fixed by retrying on this connection.
-                self.fail(ExchangeUnavailable(f"depth snapshot for {symbol}: {exc}"))
-                return
-            await inbound.send(_Snapshot(symbol=symbol, snapshot=snapshot))
+            await self.on_frame(text, current_time(), now_ms())
+            if self.failure is not None:
+                return  # the attempt is over: nothing after the failing frame may be delivered
 
-    def request_snapshot(self, symbol: str, inbound: trio.MemorySendChannel[_Inbound]) -> None:
+    async def fetch_snapshot(self, symbol: str) -> None:
+        try:
+            with trio.fail_after(self.cfg.snapshot_timeout_s):
+                body = await rest_get(
+                    self.client, "/api/v1/depth", {"symbol": symbol, "limit": self.cfg.depth_levels})
+            snapshot = decode_depth(body)
+        except trio.TooSlowError:
+            self.fail(ExchangeUnavailable(f"depth snapshot for {symbol}: no answer in {self.cfg.snapshot_timeout_s:g}s"))
+            return
+        except (ExchangeUnavailable, RateLimited) as exc:
+            self.fail(exc)
+            return
+        except (ApiError, ProtocolError) as exc:
+            # A malformed or refused snapshot cannot be fixed by retrying on this connection.
+            self.fail(ExchangeUnavailable(f"depth snapshot for {symbol}: {exc}"))
+            return
+        # Applied here: the book changes only inside synchronous sections (apply, then read its top), so
+        # this task and the reader never see it half-updated; BookStates carry update ids in book order.
+        await self.on_snapshot(symbol, snapshot)
+
+    def request_snapshot(self, symbol: str) -> None:
         if symbol in self.fetching:
             return
         self.fetching.add(symbol)
         assert self.nursery is not None
-        self.nursery.start_soon(self.fetch_snapshot, symbol, inbound.clone())
+        self.nursery.start_soon(self.fetch_snapshot, symbol)
 
     async def emit_book(self, book: OrderBook, engine_time_us: int | None) -> None:
         bids, asks = book.top(BOOK_TOP_LEVELS)
@@ -233,46 +221,27 @@ class _Session:
             recv_s=trio.current_time(),
         ))
 
-    async def resync(self, book: OrderBook, outcome: ResyncNeeded,
-                     inbound: trio.MemorySendChannel[_Inbound]) -> None:
+    async def resync(self, book: OrderBook, outcome: ResyncNeeded) -> None:
         log.info("depth %s resync: %s", book.symbol, outcome.reason)
         await _send(self.out, BookInvalid(symbol=book.symbol, reason=outcome.reason, gap="gap" in outcome.reason,
                                         recv_s=trio.current_time()))
-        self.request_snapshot(book.symbol, inbound)
+        self.request_snapshot(book.symbol)
 
-    async def process(self, inbound_rx: trio.MemoryReceiveChannel[_Inbound],
-                      inbound: trio.MemorySendChannel[_Inbound]) -> None:
-        async with inbound_rx:
-            async for first in inbound_rx:
-                item = first
-                # Handle whatever else is already queued without a scheduling round trip per frame.
-                for _ in range(_DRAIN_MAX):
-                    if isinstance(item, _Frame):
-                        await self.on_frame(item, inbound)
-                    else:
-                        await self.on_snapshot(item, inbound)
-                    if self.failure is not None:
-                        return  # the attempt is over: nothing after the failing frame may be delivered
-                    try:
-                        item = inbound_rx.receive_nowait()
-                    except (trio.WouldBlock, trio.EndOfChannel):
-                        break
-
-    async def on_snapshot(self, item: _Snapshot, inbound: trio.MemorySendChannel[_Inbound]) -> None:
-        self.fetching.discard(item.symbol)
-        book = self.books[item.symbol]
-        outcome = book.apply_snapshot(item.snapshot)
+    async def on_snapshot(self, symbol: str, snapshot: DepthSnapshot) -> None:
+        self.fetching.discard(symbol)
+        book = self.books[symbol]
+        outcome = book.apply_snapshot(snapshot)
         if isinstance(outcome, ResyncNeeded):
-            await self.resync(book, outcome, inbound)
+            await self.resync(book, outcome)
         elif isinstance(outcome, Applied):
             await self.emit_book(book, None)
 
-    async def on_frame(self, item: _Frame, inbound: trio.MemorySendChannel[_Inbound]) -> None:
+    async def on_frame(self, text: str | bytes, recv_s: float, recv_ms: int) -> None:
         try:
-            event = decode_frame(item.text)
+            event = decode_frame(text)
         except RemoteProtocolError as exc:
             stream, reason = classify_decode_error(str(exc))
-            await _send(self.out, DecodeFailed(stream=stream, reason=reason, recv_s=item.recv_s))
+            await _send(self.out, DecodeFailed(stream=stream, reason=reason, recv_s=recv_s))
             if stream == "depth":
                 # A lost delta would surface as a gap later; resync now rather than serve a wrong book.
                 match = _DEPTH_SYMBOL.search(str(exc))
@@ -280,7 +249,7 @@ class _Session:
                 for symbol in targets:
                     # A fresh book (empty, buffering) is the documented way to drop a book and resnapshot.
                     self.books[symbol] = OrderBook(symbol, max_buffered=self.cfg.depth_buffer_frames)
-                    await self.resync(self.books[symbol], ResyncNeeded(reason="undecodable depth frame"), inbound)
+                    await self.resync(self.books[symbol], ResyncNeeded(reason="undecodable depth frame"))
             return
         match event:
             case WsError(code=4003):
@@ -290,22 +259,22 @@ class _Session:
                 self.fail(FeedDisconnected(f"exchange error frame {event.code}: {event.message}"))
                 return
             case Depth():
-                self.bump(watch_key(event.stream), item.recv_s)
+                self.bump(watch_key(event.stream), recv_s)
                 book = self.books.get(event.symbol)
                 if book is None or event.window_ms is not None:
-                    await _send(self.out, Received(event=event, recv_s=item.recv_s, recv_ms=item.recv_ms))
+                    await _send(self.out, Received(event=event, recv_s=recv_s, recv_ms=recv_ms))
                     return
                 outcome = book.apply_delta(event)
                 if isinstance(outcome, Applied):
                     await self.emit_book(book, event.engine_time_us)
                 elif isinstance(outcome, ResyncNeeded):
-                    await self.resync(book, outcome, inbound)
+                    await self.resync(book, outcome)
             case OrderUpdate() | PositionUpdate() | BalanceUpdate():
                 target = self.account_out if self.account_out is not None else self.out
-                await _send(target, Received(event=event, recv_s=item.recv_s, recv_ms=item.recv_ms))
+                await _send(target, Received(event=event, recv_s=recv_s, recv_ms=recv_ms))
             case _:
-                self.bump(watch_key(event.stream), item.recv_s)
-                await _send(self.out, Received(event=event, recv_s=item.recv_s, recv_ms=item.recv_ms))
+                self.bump(watch_key(event.stream), recv_s)
+                await _send(self.out, Received(event=event, recv_s=recv_s, recv_ms=recv_ms))
 
 
 async def run_feed(
@@ -439,7 +408,6 @@ async def _run_session(
     task_status: trio.TaskStatus[None],
 ) -> None:
     cfg, plan = session.cfg, session.plan
-    inbound, inbound_rx = trio.open_memory_channel[_Inbound](_INBOUND_BUFFER)
     async with trio.open_nursery() as nursery:
         session.nursery = nursery
         if plan.public:
@@ -449,11 +417,9 @@ async def _run_session(
                 plan.private, signer, timestamp_ms=session.now_ms(), window_ms=cfg.private_window_ms))
         for w in plan.watches:
             await nursery.start(session.watch, w)
-        async with inbound:
-            for symbol in plan.depth_symbols:
-                session.request_snapshot(symbol, inbound)
-            nursery.start_soon(session.read, ws, inbound.clone())
-            nursery.start_soon(session.process, inbound_rx, inbound.clone())
+        for symbol in plan.depth_symbols:
+            session.request_snapshot(symbol)
+        nursery.start_soon(session.read, ws)
         await session.out.send(FeedStatus(state="connected", streams=streams, reason="subscribed",
                                           recv_s=trio.current_time()))
         task_status.started()
