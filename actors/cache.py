@@ -71,8 +71,8 @@ log = logging.getLogger("engine.cache")
 _CLUSTERS_IN_VIEW = 10
 _EPS = 1e-6
 _QUALITY_REFRESH_S = 0.25
-_DRAIN_MAX = 512  # events folded into one view at most, so a flood still publishes regularly
-_HOLD_MAX_S = 0.002  # longest a folded event waits for the feed to go quiet before it is published anyway
+_DRAIN_MAX = 512  # events folded per drain at most, so a flood still publishes regularly
+_FLOOD_NAP_S = 0.001  # while events keep coming, they are folded and published in chunks this far apart
 
 
 def _ms(moment: datetime) -> int:
@@ -192,6 +192,37 @@ class _Cache:
 
     # -- folding events -------------------------------------------------------------------------------------
     def fold(self, ev: FeedEvent) -> None:
+        if ev.__class__ is Received:
+            assert isinstance(ev, Received)
+            inner = ev.event
+            cls = inner.__class__
+            # Fast paths for the hottest events of a tracked market: same effect as fold_received, without its
+            # generic dispatch (these streams are never klines, so the stream is its own watch key).
+            if cls is Trade:
+                assert isinstance(inner, Trade)
+                if inner.symbol in self.books:
+                    self.hot(ev, inner.stream, inner.event_time_us)
+                    self.record(inner.symbol, "last", value=inner.price, source="ws", recv_s=ev.recv_s,
+                                exchange_ms=inner.engine_time_us // 1000)
+                    return
+            elif cls is BookTicker:
+                assert isinstance(inner, BookTicker)
+                if inner.symbol in self.books:
+                    self.hot(ev, inner.stream, inner.event_time_us)
+                    bid, ask = inner.bid_price, inner.ask_price
+                    if bid is not None and ask is not None and bid < ask:
+                        self.record(inner.symbol, "mid", value=(bid + ask) / 2, source="ws", recv_s=ev.recv_s,
+                                    exchange_ms=inner.engine_time_us // 1000)
+                    return
+            elif cls is Ticker:
+                assert isinstance(inner, Ticker)
+                if inner.symbol in self.books:
+                    self.hot(ev, inner.stream, inner.event_time_us)
+                    self.record(inner.symbol, "last", value=inner.last_price, source="ws", recv_s=ev.recv_s,
+                                exchange_ms=inner.event_time_us // 1000)
+                    return
+            self.fold_received(ev)
+            return
         match ev:
             case Received():
                 self.fold_received(ev)
@@ -228,6 +259,12 @@ class _Cache:
             case _:
                 raise InvariantViolation(f"cache: unknown feed event {ev!r}")
 
+    def hot(self, r: Received, stream: str, event_time_us: int) -> None:
+        self.quality.message(stream, now_s=r.recv_s, latency_ms=r.recv_ms - event_time_us / 1000, live=True)
+        ms = event_time_us // 1000
+        if self.market_ms is None or ms > self.market_ms:
+            self.saw_exchange_time(event_time_us)
+
     def fold_received(self, r: Received) -> None:
         ev = r.event
         if isinstance(ev, WsError):
@@ -235,8 +272,7 @@ class _Cache:
             return
         key = watch_key(ev.stream)
         latency = None if ev.event_time_us is None else r.recv_ms - ev.event_time_us / 1000
-        self.quality.message(key, now_s=r.recv_s, latency_ms=latency)
-        self.quality.set_stale(key, False, now_s=r.recv_s)
+        self.quality.message(key, now_s=r.recv_s, latency_ms=latency, live=True)
         if isinstance(ev, OrderUpdate | PositionUpdate | BalanceUpdate):
             return  # account streams belong to the orders/risk actors; counted here only
         tracked = getattr(ev, "symbol", None) in self.books
@@ -546,16 +582,15 @@ async def _run(cfg: CacheConfig, inbox: trio.MemoryReceiveChannel[FeedEvent], vi
         task_status.started()
         async for event in inbox:
             cache.fold(event)
-            # Publish once the feed is quiet: fold what is waiting, give the feed one scheduling round to hand
-            # over what is already on the socket, and publish when that round brought nothing (or the hold
-            # limits are reached). The published view reflects every folded event; under a flood one view
-            # covers many events instead of one view per event, and an idle pipeline adds a single round.
-            folded, since = 1 + _drain(cache, inbox), trio.current_time()
-            while folded < _DRAIN_MAX and trio.current_time() - since < _HOLD_MAX_S:
-                await trio.lowlevel.checkpoint()
-                more = _drain(cache, inbox)
-                if not more:
-                    break
-                folded += more
+            # Fold what is waiting, give the feed one scheduling round to hand over what is already on the
+            # socket, fold that too, then publish: an idle pipeline adds a single round, and a burst becomes one
+            # view instead of one per event. While events keep coming (a flood), publish and nap between
+            # chunks rather than waking once per event. Nothing folded is ever held while this task blocks,
+            # so the latest view always reflects every event the cache has taken.
+            _drain(cache, inbox)
+            await trio.lowlevel.checkpoint()
+            while _drain(cache, inbox):
+                cache.publish()
+                await trio.sleep(_FLOOD_NAP_S)
             cache.publish()
         raise InvariantViolation("cache inbox closed: every feed end of the channel is gone")

@@ -41,7 +41,16 @@ import trio
 import trio_websocket
 
 from engine.backpack.book import Applied, OrderBook, ResyncNeeded
-from engine.backpack.events import BalanceUpdate, Depth, OrderUpdate, PositionUpdate, WsError
+from engine.backpack.events import (
+    BalanceUpdate,
+    BookTicker,
+    Depth,
+    OrderUpdate,
+    PositionUpdate,
+    Ticker,
+    Trade,
+    WsError,
+)
 from engine.backpack.frames import decode_frame
 from engine.backpack.responses import DepthSnapshot, decode_depth, decode_error
 from engine.backpack.signing import Signer
@@ -250,6 +259,15 @@ class _Session:
                     # A fresh book (empty, buffering) is the documented way to drop a book and resnapshot.
                     self.books[symbol] = OrderBook(symbol, max_buffered=self.cfg.depth_buffer_frames)
                     await self.resync(self.books[symbol], ResyncNeeded(reason="undecodable depth frame"))
+            return
+        cls = event.__class__
+        if cls is Trade or cls is BookTicker or cls is Ticker:
+            # The hottest streams: straight through (the generic dispatch below ends the same way for them).
+            assert isinstance(event, Trade | BookTicker | Ticker)
+            stream = event.stream
+            if stream in self.last_seen:
+                self.last_seen[stream] = recv_s
+            await _send(self.out, Received(event=event, recv_s=recv_s, recv_ms=recv_ms))
             return
         match event:
             case WsError(code=4003):

@@ -91,12 +91,17 @@ class QualityTracker:
             self.structure_version += 1
         return entry
 
-    def message(self, stream: str, *, now_s: float, latency_ms: float | None = None) -> None:
-        entry = self._s(stream)
+    def message(self, stream: str, *, now_s: float, latency_ms: float | None = None, live: bool = False) -> None:
+        """Count one message; ``live`` also ends a stale period (the same as ``set_stale(stream, False)``)."""
+        entry = self._streams.get(stream)
+        if entry is None:
+            entry = self._s(stream)
         entry.messages += 1
         entry.last_s = now_s
         if latency_ms is not None:
             entry.latencies.append(latency_ms)
+        if live and entry.stale_since is not None:
+            self.set_stale(stream, False, now_s=now_s)
 
     def decode_error(self, stream: str, reason: str) -> None:
         self._s(stream).errors[reason] += 1
