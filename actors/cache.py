@@ -3,10 +3,20 @@
 Owns the price board, local-book summaries, funding, candles, liquidation clusters and data-quality counters
 of its markets, plus the REST fallback poller and the kline backfill. Invariants:
 
-* Every feed event is folded in by one task, then a new ``MarketView`` is published on the conflating
-  channel, so a slow strategy always sees the latest state and never a queue.
+* Every feed event is folded in by one task, and a new ``MarketView`` is published on the conflating
+  channel before that task next blocks, so the latest view reflects every event taken, a slow strategy
+  always sees the latest state and never a queue. Events already waiting (and those the feed hands over in
+  the next scheduling round) are folded into one view; during a flood the task publishes and naps
+  ``_FLOOD_NAP_S`` between chunks instead of waking per event.
+* Per view, work is proportional to what a view must show: the book's spread and imbalance are computed per
+  book update, a never-seen price's Stale status is one reused object, clusters are skipped for markets
+  without liquidations, and the quality snapshot is rebuilt at once when anything but a message count
+  changed (errors, gaps, resyncs, stale flags, connections) and otherwise at most every
+  ``_QUALITY_REFRESH_S`` (its ``as_of_s`` says when). Prices, books and funding are rebuilt per view because
+  their ages are relative to the view's ``as_of_s``, which consumers (risk, metrics) rely on.
 * A view is also republished the moment any price crosses a freshness limit (live -> cached -> rest -> Stale),
-  using a cancel-scope deadline that moves with the data, so a view never claims a fresher price than it has.
+  using a cancel-scope deadline: every recorded value can only move it earlier (O(1) per event), and when it
+  fires the next one is found by a full scan, so a view never claims a fresher price than it has.
 * When a WebSocket price is not live, REST is polled for it (ticker, markPrices, depth) at most every
   ``rest_poll_interval_s`` and within ``rest_max_requests_per_min``; those values are tagged ``rest``. Polling
   for a kind stops as soon as the WebSocket value is live again.

@@ -3,7 +3,9 @@
 Owns mutable counters per stream name (``ticker``, ``depth``, ``kline.1m``, ...) plus connection-level
 counters, and hands out frozen snapshots via :meth:`QualityTracker.statistics`. Invariants: counters only
 grow; stale time accumulates only while a stream is marked stale; latency samples are a bounded ring (the
-newest ``latency_samples``), so memory is constant however long the engine runs.
+newest ``latency_samples``), so memory is constant however long the engine runs. ``structure_version``
+changes with everything except plain message counts, latencies and last-message times, so a publisher can
+take a new snapshot at once on what matters and only periodically for the rest.
 """
 
 from __future__ import annotations

@@ -45,3 +45,32 @@ def test_stale_time_and_uptime_accumulate_across_reconnects() -> None:
     assert ticker is not None
     assert (ticker.stale, ticker.stale_time_s) == (False, 5.0)
     assert (stats.uptime_s, stats.reconnects, stats.connected) == (8.0, 1, True)
+
+
+def test_structure_version_moves_on_everything_but_plain_messages() -> None:
+    """Messages on a known stream leave structure_version alone; new streams, errors, stale flips do not."""
+    q = QualityTracker()
+    q.message("trade", now_s=0.0)
+    v = q.structure_version
+    for i in range(5):
+        q.message("trade", now_s=float(i), latency_ms=1.0, live=True)
+    assert q.structure_version == v
+    steps = [
+        lambda: q.message("ticker", now_s=1.0),
+        lambda: q.decode_error("trade", "bad"),
+        lambda: q.gap("depth"),
+        lambda: q.resync("depth"),
+        lambda: q.out_of_order("depth"),
+        lambda: q.set_stale("trade", True, now_s=2.0),
+        lambda: q.message("trade", now_s=3.0, live=True),  # ends the stale period
+        lambda: q.connected(now_s=4.0),
+        lambda: q.disconnected(now_s=5.0),
+    ]
+    for step in steps:
+        before = q.structure_version
+        step()
+        assert q.structure_version > before
+    trade = q.statistics(6.0).stream("trade")
+    assert trade is not None
+    assert not trade.stale
+    assert trade.stale_time_s == 1.0
