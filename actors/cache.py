@@ -359,11 +359,10 @@ class _Cache:
         funding = None if f is None else Funding(
             mark_price=f.mark, index_price=f.index, funding_rate=f.rate, next_funding_ms=f.next_ms,
             source=f.source, age_s=max(0.0, now_s - f.recv_s))
-        clusters, burst = self.cluster_view(s, market_ms)
-        quote = self.board.quote
+        clusters, burst = ((), None) if self.clusters[s].empty else self.cluster_view(s, market_ms)
+        last, mid, mark = self.board.quotes(s, now_s)
         return MarketState(
-            symbol=s, last=quote(s, "last", now_s), mid=quote(s, "mid", now_s), mark=quote(s, "mark", now_s),
-            book=summary, funding=funding, candles=self.closed_candles(s, market_ms) if self.intervals else (),
+            symbol=s, last=last, mid=mid, mark=mark, book=summary, funding=funding, candles=self.closed_candles(s, market_ms) if self.intervals else (),
             clusters=clusters, burst=burst)
 
     def cluster_view(self, s: str, market_ms: int) -> tuple[tuple[Cluster, ...], Burst | None]:

@@ -87,7 +87,7 @@ def _valid(value: Decimal) -> bool:
 class PriceBoard:
     """Latest value per (market, kind, source) and the priority rule that turns them into a quote."""
 
-    __slots__ = ("_limits", "_never", "_ticks")
+    __slots__ = ("_limits", "_never", "_seen", "_ticks")
 
     def __init__(self, limits: PriceLimits | dict[PriceKind, PriceLimits]) -> None:
         if isinstance(limits, PriceLimits):
@@ -96,6 +96,7 @@ class PriceBoard:
         self._ticks: dict[tuple[str, PriceKind, Source], Tick] = {}
         # A never-seen price's status does not depend on time, so one frozen instance per key is reused.
         self._never: dict[tuple[str, PriceKind], Stale] = {}
+        self._seen: dict[str, set[PriceKind]] = {}  # kinds with at least one recorded value, per market
 
     def record(
         self,
@@ -118,6 +119,11 @@ class PriceBoard:
             if exchange_ms is None and recv_s < old.recv_s:
                 return False
         self._ticks[key] = Tick(value=value, source=source, exchange_ms=exchange_ms, recv_s=recv_s)
+        seen = self._seen.get(market)
+        if seen is None:
+            self._seen[market] = {kind}
+        else:
+            seen.add(kind)
         return True
 
     def latest(self, market: str, kind: PriceKind, source: Source) -> Tick | None:
@@ -131,6 +137,20 @@ class PriceBoard:
     def ws_live(self, market: str, kind: PriceKind, now_s: float) -> bool:
         age = self.ws_age(market, kind, now_s)
         return age is not None and age <= self._limits[kind].ws_fresh_s
+
+    def quotes(self, market: str, now_s: float) -> tuple[Quote, Quote, Quote]:
+        """``quote`` for every kind in ``PRICE_KINDS`` order (last, mid, mark), skipping never-seen kinds cheaply."""
+        seen = self._seen.get(market, ())
+        last, mid, mark = PRICE_KINDS
+        return (self.quote(market, last, now_s) if last in seen else self._never_seen(market, last),
+                self.quote(market, mid, now_s) if mid in seen else self._never_seen(market, mid),
+                self.quote(market, mark, now_s) if mark in seen else self._never_seen(market, mark))
+
+    def _never_seen(self, market: str, kind: PriceKind) -> Stale:
+        never = self._never.get((market, kind))
+        if never is None:
+            never = self._never[(market, kind)] = Stale(reason=f"no {kind} price received for {market}", age_s=None)
+        return never
 
     def quote(self, market: str, kind: PriceKind, now_s: float) -> Quote:
         """The best usable price by the priority rule, or a Stale status."""
@@ -149,11 +169,7 @@ class PriceBoard:
             if age <= limits.rest_max_age_s:
                 return Price(value=rest.value, source="rest", age_s=age, cached=False, exchange_ms=rest.exchange_ms)
         if ws is None and rest is None:
-            never = self._never.get((market, kind))
-            if never is None:
-                never = self._never[(market, kind)] = Stale(reason=f"no {kind} price received for {market}",
-                                                            age_s=None)
-            return never
+            return self._never_seen(market, kind)
         newest = min(max(0.0, now_s - t.recv_s) for t in (ws, rest) if t is not None)
         return Stale(reason=f"{kind} price for {market} is {newest:.1f}s old, past every freshness limit",
                      age_s=newest)

@@ -88,3 +88,18 @@ def test_non_positive_or_non_finite_values_are_refused(bad: Decimal) -> None:
     board = PriceBoard(LIMITS)
     assert not board.record("M", "last", value=bad, source="ws", recv_s=0.0)
     assert isinstance(board.quote("M", "last", 0.0), Stale)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["A", "B"]), st.sampled_from(["last", "mid", "mark"]),
+                          st.sampled_from(["ws", "rest"]), st.integers(-5, 100), st.floats(0, 50)), max_size=20),
+       st.floats(0, 100))
+def test_quotes_equals_quote_per_kind(records: list[tuple[str, str, str, int, float]], now: float) -> None:
+    """quotes() gives exactly quote() for last, mid and mark, for seen and never-seen kinds alike."""
+    board = PriceBoard(PriceLimits(ws_fresh_s=2.0, cache_max_age_s=10.0, rest_max_age_s=5.0))
+    for market, kind, source, value, recv in records:
+        board.record(market, kind, value=Decimal(value), source=source, recv_s=recv)  # type: ignore[arg-type]
+    for market in ("A", "B", "C"):
+        assert board.quotes(market, now) == tuple(board.quote(market, k, now) for k in ("last", "mid", "mark"))
+        for q in board.quotes(market, now):
+            assert isinstance(q, Price) or not hasattr(q, "value")
