@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, NoReturn
@@ -258,6 +258,11 @@ def _order_notice(fanout: NoticeFanout, wall_ms: Callable[[], int]) -> Callable[
     return publish
 
 
+def _cache_intervals(feed_intervals: Sequence[str]) -> tuple[str, ...]:
+    """The strategy decides on daily bars, so the cache always keeps them and backfills them first."""
+    return ("1d", *(interval for interval in feed_intervals if interval != "1d"))
+
+
 class _ViewSink:
     """Lets the cache's latest-value sender feed the shared MarketView holder that several actors read."""
 
@@ -395,7 +400,7 @@ async def _run_actors(
                connects=_Connects(holders.reconnects)),
         _actor("account-relay", _relay_account, policy, feed_in=acct_relay_rx, orders_out=acct_tx),
         _actor("cache", run_cache, policy, cfg=cfg.cache, inbox=cache_rx, view_out=_ViewSink(holders.market), rest=http,
-               symbols=(symbol,), now_ms=clock.now_ms),
+               symbols=(symbol,), now_ms=clock.now_ms, intervals=_cache_intervals(cfg.feed.kline_intervals)),
         _actor("orders", run_orders, policy, cfg=cfg.orders, commands=command_rx, account_events=acct_rx,
                fills_out=fill_tx, account=holders.account, broker=broker, journal=journal, symbol=symbol,
                market_type=market_type, now_ms=wall_ms, market=holders.market, reconnects=holders.reconnects,

@@ -3,8 +3,8 @@
 Channels and what they carry (each a declared union; consumers ``match`` exhaustively and treat anything else
 as an ``InvariantViolation``):
 
-* feed -> cache: ``engine.backpack.WsEvent`` market events plus :class:`FeedStatus` (conflation happens in
-  the cache, which publishes the latest ``engine.market.view.MarketView``);
+* feed -> cache: ``engine.market.feed_events.FeedEvent`` (decoded market events, book states, connection
+  status; conflation happens in the cache, which publishes the latest ``engine.market.view.MarketView``);
 * feed -> orders: :data:`AccountEvent` (private order/position/balance updates), bounded, never dropped;
 * strategy -> risk: :class:`Proposal` (an ``OrderIntent`` from ``engine.nanpin``), bounded;
 * risk -> orders: :data:`OrderCommand`, bounded;
@@ -20,7 +20,6 @@ clock seconds (``*_s``, for ages); never mixed.
 
 from __future__ import annotations
 
-import enum
 from decimal import Decimal
 from typing import TypeAlias
 
@@ -34,8 +33,6 @@ __all__ = [
     "AccountSnapshot",
     "CancelAll",
     "Control",
-    "FeedState",
-    "FeedStatus",
     "FillNotice",
     "Halt",
     "LevelBand",
@@ -50,23 +47,6 @@ __all__ = [
 _ZERO = Decimal(0)
 
 AccountEvent: TypeAlias = OrderUpdate | PositionUpdate | BalanceUpdate
-
-
-class FeedState(enum.Enum):
-    CONNECTING = "connecting"
-    LIVE = "live"
-    RESYNCING = "resyncing"
-    DISCONNECTED = "disconnected"
-
-
-@attrs.frozen(kw_only=True)
-class FeedStatus:
-    """The feed's connection state; ``reconnected`` is True on every (re)connect after the first."""
-
-    state: FeedState
-    at_ms: int
-    detail: str = ""
-    reconnected: bool = False
 
 
 @attrs.frozen(kw_only=True)

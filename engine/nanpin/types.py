@@ -17,11 +17,12 @@ Invariants:
 
 from __future__ import annotations
 
-import zlib
 from datetime import date, datetime
 from decimal import Decimal
 
 import attrs
+
+from engine.orders import ids as orders_ids
 
 __all__ = [
     "Account",
@@ -47,21 +48,19 @@ __all__ = [
 _ZERO = Decimal(0)
 
 
-def client_id_for(attempt_id: str) -> int:
-    """uint32 client id of an attempt id: CRC-32 of its UTF-8 bytes (spec 1.3)."""
-    return zlib.crc32(attempt_id.encode("utf-8")) & 0xFFFFFFFF
+def client_id_for(intent_id: str) -> int:
+    """uint32 client id of an intent's first attempt: CRC-32 of its UTF-8 bytes (spec 1.3)."""
+    return orders_ids.client_id_for(intent_id, 0)
 
 
 def attempt_client_id(intent_id: str, n: int) -> tuple[str, int]:
     """Attempt id and client id of send number ``n`` of an intent (spec 9.9).
 
     Attempt 0 is the intent id itself; retry ``n >= 1`` is ``intent_id#n``. Each attempt therefore has its
-    own client id, and a lookup by ``clientId`` finds exactly one attempt.
+    own client id, and a lookup by ``clientId`` finds exactly one attempt. The mapping itself lives in
+    ``engine.orders.ids``, which the orders actor uses, so the two can never disagree.
     """
-    if n < 0:
-        raise ValueError(f"attempt number must be >= 0; got {n}")
-    attempt = intent_id if n == 0 else f"{intent_id}#{n}"
-    return attempt, client_id_for(attempt)
+    return orders_ids.attempt_key(intent_id, n), orders_ids.client_id_for(intent_id, n)
 
 
 @attrs.frozen(kw_only=True)

@@ -20,7 +20,7 @@ from typing import Any
 import attrs
 
 from engine.confspec import at_least, greater_than, in_range, setting
-from engine.errors import TransientError
+from engine.errors import ProtocolError, TransientError
 from engine.runtime.backoff import Backoff
 
 __all__ = ["RestartPolicy", "SupervisorConfig"]
@@ -88,8 +88,14 @@ class SupervisorConfig:
             )
 
     def to_policy(self) -> RestartPolicy:
-        """The restart policy for actors whose failures are ``TransientError`` (the default)."""
+        """The engine's actor policy: restart on ``TransientError`` and on ``ProtocolError``.
+
+        A malformed reply from the exchange is bad input, not a bug of ours: the actor that met it starts
+        again from a clean state (reconnect, re-snapshot, reconcile) and the restart is logged and counted;
+        the intensity cap still stops an engine that only ever sees garbage.
+        """
         return RestartPolicy(
+            restartable=(TransientError, ProtocolError),
             max_restarts=self.max_restarts,
             within_s=self.within_s,
             backoff=Backoff(

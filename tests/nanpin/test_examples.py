@@ -8,6 +8,7 @@ from decimal import Decimal
 import attrs
 import pytest
 
+from engine.errors import InvariantViolation
 from engine.nanpin import FillReport, StrategyState, apply_fill, attempt_client_id, decide
 from engine.nanpin.config import Level, MarketConfig, SizingConfig, default_levels
 from engine.nanpin.indicators import fear_proxy
@@ -148,7 +149,7 @@ def test_6_3_attempt_client_ids() -> None:
     assert a1 == iid + "#1"
     assert c1 != 261067056
     assert 0 <= c1 < 2**32
-    with pytest.raises(ValueError, match="must be >= 0"):
+    with pytest.raises(InvariantViolation, match="must be >= 0"):
         attempt_client_id(iid, -1)
 
 

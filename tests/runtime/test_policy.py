@@ -7,7 +7,16 @@ import re
 import attrs
 import pytest
 
-from engine.errors import AuthError, ExchangeUnavailable, FeedDisconnected, RateLimited
+from engine.errors import (
+    AuthError,
+    ExchangeUnavailable,
+    FeedDisconnected,
+    InvariantViolation,
+    ProtocolError,
+    RateLimited,
+    RemoteProtocolError,
+    TransientError,
+)
 from engine.runtime.backoff import Backoff
 from engine.runtime.policy import RestartPolicy, SupervisorConfig
 
@@ -39,11 +48,21 @@ def test_config_defaults_map_to_policy() -> None:
     cfg = SupervisorConfig(backoff_initial_s=0.25, backoff_max_s=10.0, backoff_factor=3.0,
                            max_restarts=7, within_s=120.0, healthy_reset_s=45.0)
     assert cfg.to_policy() == RestartPolicy(
+        restartable=(TransientError, ProtocolError),
         max_restarts=7,
         within_s=120.0,
         backoff=Backoff(initial_s=0.25, max_s=10.0, factor=3.0),
         reset_after_s=45.0,
     )
+
+
+def test_engine_policy_restarts_on_bad_input_but_not_on_fatal_errors() -> None:
+    """A malformed exchange reply restarts the actor; config, auth and invariant errors never do."""
+    policy = SupervisorConfig().to_policy()
+    assert policy.is_restartable(RemoteProtocolError("bad body"))
+    assert policy.is_restartable(FeedDisconnected("gone"))
+    assert not policy.is_restartable(InvariantViolation("bug"))
+    assert not policy.is_restartable(AuthError("rejected"))
 
 
 def test_config_fields_carry_help_and_units() -> None:
