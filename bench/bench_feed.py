@@ -55,7 +55,6 @@ import trio_websocket
 from bench.baselines.ticks import burst_price, latency_us, now_us
 from engine.backpack.events import Trade
 from engine.backpack.frames import decode_frame
-from engine.errors import FeedDisconnected
 from engine.market.config import CacheConfig, FeedConfig
 from engine.market.prices import Price
 from engine.market.view import MarketView
@@ -391,14 +390,8 @@ async def engine_reconnect(refuse_s: float, rounds: int) -> list[float]:
         async with httpx.AsyncClient(base_url=sim.rest_url) as http:
 
             async def feed(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-                try:
-                    await run_feed(feed_cfg, ws_url=sim.ws_url, rest=http, symbols=(SYMBOL,), out=tx.clone(),
-                                   now_ms=_wall_ms, task_status=task_status)
-                except* trio_websocket.ConnectionRejected as group:
-                    # Workaround, not the engine's behaviour: run_feed lets a refused handshake (HTTP 403) escape
-                    # as an ExceptionGroup, which the supervisor treats as fatal. Reported to the feed's owner.
-                    refused = FeedDisconnected(f"handshake refused: {group.exceptions[0]!r}")
-                    raise refused from group
+                await run_feed(feed_cfg, ws_url=sim.ws_url, rest=http, symbols=(SYMBOL,), out=tx.clone(),
+                               now_ms=_wall_ms, task_status=task_status)
 
             async def cache(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
                 await run_cache(CacheConfig(), inbox=rx.clone(), view_out=view_tx.clone(), rest=http,
