@@ -58,7 +58,7 @@ from engine.backpack.frames import decode_frame
 from engine.market.config import CacheConfig, FeedConfig
 from engine.market.prices import Price
 from engine.market.view import MarketView
-from engine.runtime import ActorSpec, LatestReceiver, RestartPolicy, open_latest_channel, run_supervised
+from engine.runtime import ActorSpec, LatestReceiver, SupervisorConfig, open_latest_channel, run_supervised
 from engine.sim.config import SimConfig
 from engine.sim.server import SimHandle, serve_simulator
 
@@ -397,9 +397,10 @@ async def engine_reconnect(refuse_s: float, rounds: int) -> list[float]:
                 await run_cache(CacheConfig(), inbox=rx.clone(), view_out=view_tx.clone(), rest=http,
                                 symbols=(SYMBOL,), now_ms=_wall_ms, intervals=(), task_status=task_status)
 
-            # Each round is a first failure after a healthy run (reset_after_s below the pause between rounds), so
-            # its first retry is immediate; later retries follow the default backoff (0.5 s, doubling).
-            policy = RestartPolicy(max_restarts=1000, reset_after_s=0.5)
+            # The engine's own restart policy ([supervisor] defaults: first retry immediate, then full jitter under
+            # 0.1 s doubling). Each round is a first failure after a healthy run (reset_after_s below the pause
+            # between rounds), so its first retry is immediate.
+            policy = attrs.evolve(SupervisorConfig().to_policy(), max_restarts=1000, reset_after_s=0.5)
             specs = [ActorSpec(name="cache", run=cache, policy=policy),
                      ActorSpec(name="feed", run=feed, policy=policy, depends_on=("cache",))]
             nursery.start_soon(run_supervised, specs)
