@@ -422,7 +422,7 @@ async def _run_actors(
                connects=_Connects(holders.reconnects)),
         _actor("account-relay", _relay_account, policy, feed_in=acct_relay_rx, orders_out=acct_tx),
         _actor("cache", run_cache, policy, cfg=cfg.cache, inbox=cache_rx, view_out=_ViewSink(holders.market), rest=http,
-               symbols=(symbol,), now_ms=clock.now_ms),
+               symbols=(symbol,), intervals=cfg.feed.kline_intervals, now_ms=clock.now_ms),
         _actor("orders", run_orders, policy, cfg=cfg.orders, commands=command_rx, account_events=acct_rx,
                fills_out=fill_tx, account=holders.account, broker=broker, journal=journal, symbol=symbol,
                market_type=market_type, now_ms=wall_ms, market=holders.market, reconnects=holders.reconnects,
