@@ -243,7 +243,9 @@ class _Strategy:
         if view is None or snapshot is None:
             return
         now = self.now_ms()
-        decision = decide(decision_input(self.cfg, view, snapshot, self.rules, now_ms=now), self.state, self.cfg)
+        inputs = decision_input(self.cfg, view, snapshot, self.rules, now_ms=now,
+                                view_age_s=trio.current_time() - view.as_of_s)
+        decision = decide(inputs, self.state, self.cfg)
         self.decided = True
         self.decided_account = _material(snapshot)
         self.decided_bar = self._last_bar_start(view)
