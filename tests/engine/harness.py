@@ -29,9 +29,13 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def engine_config(tmp_path: Path, *, speed: float = 1200.0, **sections: dict[str, Any]) -> EngineConfig:
-    """The default engine on the embedded simulator, fast, with every file under ``tmp_path``."""
+def engine_config(tmp_path: Path, *, speed: float = 2000.0, **sections: dict[str, Any]) -> EngineConfig:
+    """The default engine on the embedded simulator, fast, with every file under ``tmp_path``.
+
+    Only daily klines are streamed and backfilled (all the strategy reads), so bars arrive within a second.
+    """
     data: dict[str, Any] = {
+        "feed": {"kline_intervals": ["1d"]},
         "engine": {"state_dir": str(tmp_path / "var")},
         "journal": {"path": str(tmp_path / "journal.sqlite")},
         "sim": {"speed": speed},
