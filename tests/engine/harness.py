@@ -46,11 +46,21 @@ def engine_config(tmp_path: Path, *, speed: float = 2000.0, **sections: dict[str
 
 
 @asynccontextmanager
-async def running_engine(cfg: EngineConfig) -> AsyncIterator[EngineProbe]:
-    """Run the engine in-process; yield its probe once wired; cancel it (orderly) on exit."""
+async def running_engine(cfg: EngineConfig, *, observe: Callable[[EngineProbe], None] | None = None
+                         ) -> AsyncIterator[EngineProbe]:
+    """Run the engine in-process; yield its probe once wired; cancel it (orderly) on exit.
+
+    ``observe`` also gets the probe before any actor starts (to inject simulator faults from the start).
+    """
     probes: list[EngineProbe] = []
+
+    def wired(probe: EngineProbe) -> None:
+        probes.append(probe)
+        if observe is not None:
+            observe(probe)
+
     async with trio.open_nursery() as nursery:
-        await nursery.start(lambda task_status: run_engine(cfg, observe=probes.append, task_status=task_status))
+        await nursery.start(lambda task_status: run_engine(cfg, observe=wired, task_status=task_status))
         yield probes[0]
         nursery.cancel_scope.cancel()
 
