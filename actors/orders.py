@@ -88,6 +88,8 @@ _ABSENT = "not found on the exchange"
 _LOOKUP_RETRY_S = 0.5
 # Pauses before asking fills history again when it lags the order's reported executed quantity.
 _HISTORY_RETRY_S = (0.5, 1.0, 2.0)
+#: Least time between two re-pricings of the equity on market moves (each one sums the journal's fills).
+_REPRICE_INTERVAL_S = 0.5
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -189,6 +191,7 @@ class OrdersActor:
         self._quote_locked = _ZERO
         self._position: Position | None = None
         self._net_equity: Decimal | None = None
+        self._published_equity: Decimal | None = None
         self._mmf: Decimal | None = None
         self._imf: Decimal | None = None
 
@@ -653,7 +656,23 @@ class OrdersActor:
             open_orders=len(self.tracker.open_orders()), reconciled=self.reconciled, as_of_ms=self._now_ms())
 
     def publish(self) -> None:
-        self._account.set(self.snapshot())
+        snapshot = self.snapshot()
+        self._published_equity = snapshot.equity
+        self._account.set(snapshot)
+
+    async def watch_prices(self, market: LatestValue[MarketView]) -> NoReturn:
+        """Re-publish the snapshot when the market moves the equity this actor prices (spot, paper perp).
+
+        Without it the equity only changed on account events, so a falling price after an entry never
+        reached risk's kill switch (or the status line) until the next order or balance update.
+        """
+        seen = 0
+        while True:
+            seen, _view = await market.wait_changed(seen)
+            if self.snapshot().equity != self._published_equity:
+                self.publish()
+            # Conflating: later views wait in the holder, so this costs one journal read per interval at most.
+            await trio.sleep(_REPRICE_INTERVAL_S)
 
     # -- loops ----------------------------------------------------------------------------------------
 
@@ -730,6 +749,8 @@ async def run_orders(
                     await actor.reconcile("start")
                 if reconnects is not None:
                     nursery.start_soon(actor.watch_reconnects, reconnects)
+                if market is not None:
+                    nursery.start_soon(actor.watch_prices, market)
                 place_tx, place_rx = trio.open_memory_channel[tuple[int, PlaceOrder]](1)
                 nursery.start_soon(actor.place_worker, place_rx)
                 async with place_tx:

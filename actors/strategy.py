@@ -9,7 +9,8 @@ send end and the ``fills`` receive end. Invariants:
 * **When it decides:** on the first complete input; on a schedule (every ``decide_interval_s`` and at each
   00:00 UTC daily close, both by ``trio.sleep_until``); when a new closed daily bar appears in the view; at
   once when the price enters the band of an unfilled level of the last decision (found by waiting on
-  ``market.wait_changed``, never by polling); when the account changes materially (position, quote balances,
+  ``market.wait_changed``, never by polling); when a reference price returns after a decision that was
+  blocked as PRICE_STALE; when the account changes materially (position, quote balances,
   reconciliation); and after every fill. The decision time is the injected ``now_ms()``; nothing here reads
   a wall clock.
 * **At most one outstanding proposal per intent.** An intent is proposed once and then held until its
@@ -159,6 +160,7 @@ class _Strategy:
         # Unfilled level bands of the last decision, and the band the last seen price was in.
         self.bands: tuple[tuple[str, Decimal, Decimal], ...] = ()
         self.in_band: str | None = None
+        self.priced = False  # whether the last seen view had a reference price
         self.blocks: frozenset[str] | None = None
         self.held_logged: set[str] = set()
 
@@ -195,27 +197,37 @@ class _Strategy:
             return None
         return candles[-1].start_ms if candles else None
 
-    def _band_of(self, view: MarketView) -> str | None:
+    def _price_of(self, view: MarketView) -> Decimal | None:
         try:
             state = view.market(self.cfg.market.symbol)
         except KeyError:
             return None
         price = reference_price(state, view.as_of_ms, perp=self.cfg.is_perp)
+        return None if price is None else price.value
+
+    def _band_of(self, view: MarketView) -> str | None:
+        price = self._price_of(view)
         if price is None:
             return None
-        return next((name for name, lo, hi in self.bands if lo <= price.value <= hi), None)
+        return next((name for name, lo, hi in self.bands if lo <= price <= hi), None)
 
     async def on_market(self, message: _MarketChanged) -> None:
         self.view = message.view
         band = self._band_of(message.view)
         entered = band is not None and band != self.in_band
         self.in_band = band
+        priced = self._price_of(message.view) is not None
+        # A decision blocked for want of a price has no bands to wait for; the price's return must wake it.
+        regained = priced and not self.priced and self.blocks is not None and "PRICE_STALE" in self.blocks
+        self.priced = priced
         if not self.decided:
             await self.decide("first input")
         elif self._last_bar_start(message.view) != self.decided_bar:
             await self.decide("new daily bar")
         elif entered:
             await self.decide(f"price entered the band of level {band}")
+        elif regained:
+            await self.decide("price available again")
 
     async def on_account(self, message: _AccountChanged) -> None:
         self.snapshot = message.snapshot
@@ -243,7 +255,9 @@ class _Strategy:
         if view is None or snapshot is None:
             return
         now = self.now_ms()
-        decision = decide(decision_input(self.cfg, view, snapshot, self.rules, now_ms=now), self.state, self.cfg)
+        inputs = decision_input(self.cfg, view, snapshot, self.rules, now_ms=now,
+                                view_age_s=trio.current_time() - view.as_of_s)
+        decision = decide(inputs, self.state, self.cfg)
         self.decided = True
         self.decided_account = _material(snapshot)
         self.decided_bar = self._last_bar_start(view)

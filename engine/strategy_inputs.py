@@ -165,10 +165,14 @@ def account_inputs(snapshot: AccountSnapshot, price: PriceObs | None, *, perp: b
 
 
 def decision_input(cfg: NanpinConfig, view: MarketView, snapshot: AccountSnapshot, rules: MarketRules, *,
-                   now_ms: int) -> DecisionInput:
+                   now_ms: int, view_age_s: float | None = None) -> DecisionInput:
     """Everything one decision sees, built from the latest view and account snapshot.
 
     A view without the configured market gives no bars and no price, so ``decide`` blocks on them.
+    ``view_age_s`` is how long ago (host seconds) the view was published; when given, the price observation
+    is dated ``now_ms`` minus its real age. ``now_ms`` is exchange time, which runs ahead of the host clock
+    when the simulator replays fast, so dating it from ``view.as_of_ms`` would age the price by the replay
+    speed (at 2000x a 10 ms old view would look 20 s old and block every entry as PRICE_STALE).
     """
     perp = cfg.is_perp
     try:
@@ -181,7 +185,8 @@ def decision_input(cfg: NanpinConfig, view: MarketView, snapshot: AccountSnapsho
         clusters: tuple[LiqCluster, ...] = ()
     else:
         bars = bars_from_candles(state.closed_candles("1d"), now_ms, limit=history_window(cfg))
-        price = reference_price(state, view.as_of_ms, perp=perp)
+        anchor_ms = view.as_of_ms if view_age_s is None else now_ms - round(max(0.0, view_age_s) * 1000)
+        price = reference_price(state, anchor_ms, perp=perp)
         clusters = clusters_from_view(state, cfg)
     account, position = account_inputs(snapshot, price, perp=perp)
     return DecisionInput(now=ms_to_datetime(now_ms), bars=bars, price=price, account=account,

@@ -894,6 +894,11 @@ async def serve_simulator(
         for window in DEPTH_WINDOWS_MS:
             nursery.start_soon(app.run_depth_windows, window)
         handle = SimHandle(host=cfg.host, port=port, app=app, firehose_port=firehose_port)
+        if not clock.unbounded:
+            # The market clock has run since it was built (loading the candles and binding take a while); catch
+            # the core up now so a REST answer before the stepper's first wake is not from the replay's start
+            # (at 2000x that first state was ~17 market minutes old and 2% away from the first live frames).
+            app.step_to(min(clock.market_now_us(), core.end_time_us()))
         log.info("simulator listening on %s (REST) and %s (WebSocket)", handle.rest_url, handle.ws_url)
         task_status.started(handle)
         await trio.sleep_forever()

@@ -40,8 +40,8 @@ def state_of(symbol: str, *, candles: tuple[Candle, ...] = (), mid: Quote | None
                        candles=(("1d", candles),), clusters=(), burst=None)
 
 
-def view_of(*states: MarketState, version: int = 1, as_of_ms: int = 0) -> MarketView:
-    return MarketView(version=version, as_of_ms=as_of_ms, as_of_s=0.0, markets=states,
+def view_of(*states: MarketState, version: int = 1, as_of_ms: int = 0, as_of_s: float = 0.0) -> MarketView:
+    return MarketView(version=version, as_of_ms=as_of_ms, as_of_s=as_of_s, markets=states,
                       quality=QualityStats(as_of_s=0.0, uptime_s=0.0, connected=True, reconnects=0, streams=()))
 
 

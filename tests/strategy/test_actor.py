@@ -53,7 +53,8 @@ class Rig:
     def publish(self, px: Decimal) -> None:
         """A fresh view (its price observed now) with the section 6 bars."""
         state = state_of("BTC_USDC", candles=candles_of(example_bars()), book_summary=book(px, age_s=0.0))
-        self.market.set(view_of(state, version=self.market.version + 1, as_of_ms=self.now_ms()))
+        self.market.set(view_of(state, version=self.market.version + 1, as_of_ms=self.now_ms(),
+                                as_of_s=trio.current_time()))
 
 
 @asynccontextmanager
