@@ -199,7 +199,8 @@ class _Risk:
             _, view = self.market.get_nowait()
         except trio.WouldBlock:
             view = None
-        quote = current_quote(view, intent.symbol, now, self.limits.max_price_age_ms)
+        view_age_s = trio.current_time() - view.as_of_s if view is not None else 0.0
+        quote = current_quote(view, intent.symbol, view_age_s, self.limits.max_price_age_ms)
         try:
             _, snapshot = self.account.get_nowait()
         except trio.WouldBlock:

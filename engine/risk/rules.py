@@ -229,12 +229,14 @@ def is_perp(symbol: str) -> bool:
     return symbol.endswith("_PERP")
 
 
-def current_quote(view: MarketView | None, symbol: str, now_ms: int, max_price_age_ms: int) -> Quote:
-    """The price risk checks ``symbol`` against, aged to ``now_ms``; a :class:`Stale` status when there is none.
+def current_quote(view: MarketView | None, symbol: str, view_age_s: float, max_price_age_ms: int) -> Quote:
+    """The price risk checks ``symbol`` against, aged by ``view_age_s``; a :class:`Stale` status when there is none.
 
     Perpetuals use the mark price (what liquidation follows), falling back to the market's trade/mid price;
-    spot uses the trade/mid price. A price's age is its age in the view plus the view's own age, so a view
-    that stopped being refreshed goes stale here even though it still holds a ``Price``.
+    spot uses the trade/mid price. A price's age is its age in the view plus the view's own age
+    (``view_age_s``, measured by the caller on the same monotonic clock as ``view.as_of_s``, never on the
+    exchange's time axis, which runs ahead during a fast replay), so a view that stopped being refreshed goes
+    stale here even though it still holds a ``Price``.
     """
     if view is None:
         return Stale(reason="no market view yet", age_s=None)
@@ -247,7 +249,7 @@ def current_quote(view: MarketView | None, symbol: str, now_ms: int, max_price_a
         quote = state.mark
     if isinstance(quote, Stale):
         return quote
-    age_ms = quote.age_s * 1000 + max(0, now_ms - view.as_of_ms)
+    age_ms = (quote.age_s + max(0.0, view_age_s)) * 1000
     if age_ms > max_price_age_ms:
         return Stale(reason=f"{symbol} price is {age_ms / 1000:.1f}s old (limit {max_price_age_ms / 1000:.1f}s)",
                      age_s=age_ms / 1000)

@@ -80,8 +80,8 @@ def market_state(symbol: str = SPOT, *, last: Quote | None = None, mark: Quote |
                        clusters=(), burst=None)
 
 
-def view(*states: MarketState, as_of_ms: int = 0, version: int = 1) -> MarketView:
-    return MarketView(version=version, as_of_ms=as_of_ms, as_of_s=0.0, markets=states,
+def view(*states: MarketState, as_of_ms: int = 0, as_of_s: float = 0.0, version: int = 1) -> MarketView:
+    return MarketView(version=version, as_of_ms=as_of_ms, as_of_s=as_of_s, markets=states,
                       quality=QualityStats(as_of_s=0.0, uptime_s=0.0, connected=True, reconnects=0, streams=()))
 
 

@@ -64,7 +64,7 @@ class Harness:
         return self.state()
 
     def fresh_market(self) -> None:
-        self.market.set(view(market_state(SPOT), as_of_ms=now_ms()))
+        self.market.set(view(market_state(SPOT), as_of_ms=now_ms(), as_of_s=trio.current_time()))
 
 
 @asynccontextmanager
@@ -115,7 +115,7 @@ async def test_stale_view_blocks_and_is_journaled(autojump_clock: trio.testing.M
         h.account.set(account())
         await h.proposals.send(proposal(intent(n=1)))  # no market view at all
         assert dict((await h.settle_state()).blocks) == {"STALE_PRICE": 1}
-        h.market.set(view(market_state(SPOT, last=stale("feed down")), as_of_ms=now_ms()))
+        h.market.set(view(market_state(SPOT, last=stale("feed down")), as_of_ms=now_ms(), as_of_s=trio.current_time()))
         await h.proposals.send(proposal(intent(n=2)))
         state = await h.settle_state()
         assert dict(state.blocks) == {"STALE_PRICE": 2}

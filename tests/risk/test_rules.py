@@ -347,20 +347,20 @@ def test_halt_and_resume() -> None:
 def test_current_quote_ages_the_view() -> None:
     """A price counts only while its age plus the view's age is within max_price_age_ms; no view is Stale."""
     v = view(market_state(SPOT, last=price(age_s=2.0)), as_of_ms=100_000)
-    assert isinstance(current_quote(v, SPOT, 113_000, 15_000), Price)
-    assert isinstance(current_quote(v, SPOT, 113_001, 15_000), Stale)
-    assert isinstance(current_quote(None, SPOT, 0, 15_000), Stale)
-    assert isinstance(current_quote(v, PERP, 100_000, 15_000), Stale)
+    assert isinstance(current_quote(v, SPOT, 13.0, 15_000), Price)
+    assert isinstance(current_quote(v, SPOT, 13.001, 15_000), Stale)
+    assert isinstance(current_quote(None, SPOT, 0.0, 15_000), Stale)
+    assert isinstance(current_quote(v, PERP, 0.0, 15_000), Stale)
 
 
 def test_current_quote_prefers_mark_for_perp() -> None:
     """Perpetuals are checked against the mark price when there is one, else the trade price."""
     v = view(market_state(PERP, last=price(D("50000")), mark=price(D("49000"))))
-    assert current_quote(v, PERP, 0, 15_000) == price(D("49000"))
+    assert current_quote(v, PERP, 0.0, 15_000) == price(D("49000"))
     v = view(market_state(PERP, last=price(D("50000"))))
-    assert current_quote(v, PERP, 0, 15_000) == price(D("50000"))
+    assert current_quote(v, PERP, 0.0, 15_000) == price(D("50000"))
     v = view(market_state(SPOT, last=price(D("50000")), mark=price(D("49000"))))
-    assert current_quote(v, SPOT, 0, 15_000) == price(D("50000"))
+    assert current_quote(v, SPOT, 0.0, 15_000) == price(D("50000"))
 
 
 def test_persisted_round_trip() -> None:
