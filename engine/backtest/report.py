@@ -254,6 +254,9 @@ def _fmt_tick(v: float) -> str:
     return f"{v:g}"
 
 
+_MIN_LABEL_GAP = 40.0  # px between two x-axis labels
+
+
 def _chart(title: str, days: Sequence[date], series: Sequence[_Series], *, log: bool = False,
            markers: Sequence[_Marker] = (), segments: Sequence[_Segment] = (), hlines: Sequence[_HLine] = (),
            y_suffix: str = "") -> str:
@@ -294,12 +297,14 @@ def _chart(title: str, days: Sequence[date], series: Sequence[_Series], *, log: 
                      f'<text x="{_L - 6}" y="{ty + 4:.1f}" text-anchor="end" fill="#555">'
                      f'{_fmt_tick(tv)}{y_suffix}</text>')
     span_days = (days[-1] - days[0]).days
-    for i, d in enumerate(days):
-        tick = (d.month == 1 and d.day == 1) if span_days > 540 else d.day == 1
-        if tick or i == 0:
-            label = d.isoformat()[:4] if span_days > 540 else d.isoformat()[:7]
-            parts.append(f'<line x1="{x(i):.1f}" x2="{x(i):.1f}" y1="{_T}" y2="{_T + ph}" stroke="#f0f0f0"/>'
-                         f'<text x="{x(i):.1f}" y="{_H - 10}" text-anchor="middle" fill="#555">{label}</text>')
+    ticks = [i for i, d in enumerate(days) if ((d.month == 1 and d.day == 1) if span_days > 540 else d.day == 1)]
+    # The start gets a label too, unless the first regular tick is so close that the two would overlap.
+    if not ticks or x(ticks[0]) - x(0) > _MIN_LABEL_GAP:
+        ticks.insert(0, 0)
+    for i in ticks:
+        label = days[i].isoformat()[:4] if span_days > 540 else days[i].isoformat()[:7]
+        parts.append(f'<line x1="{x(i):.1f}" x2="{x(i):.1f}" y1="{_T}" y2="{_T + ph}" stroke="#f0f0f0"/>'
+                     f'<text x="{x(i):.1f}" y="{_H - 10}" text-anchor="middle" fill="#555">{label}</text>')
     for h in hlines:
         parts.append(f'<line x1="{_L}" x2="{_L + pw}" y1="{y(h.value):.1f}" y2="{y(h.value):.1f}" '
                      f'stroke="{h.color}" stroke-dasharray="6 4"/><text x="{_L + pw - 4}" y="{y(h.value) - 4:.1f}" '
@@ -331,7 +336,8 @@ def _chart(title: str, days: Sequence[date], series: Sequence[_Series], *, log: 
         mx, my = x(m.index), y(m.value)
         parts.append(f'<path d="M{mx:.1f},{my + 2:.1f} l-5,9 h10 z" fill="{m.color}" stroke="#fff" '
                      f'stroke-width="0.5"><title>{html.escape(m.title)}</title></path>')
-    lx = _L + 200
+    # The legend starts after the title (about 8.5 px per character of the bold 14 px title).
+    lx = _L + int(8.5 * len(title)) + 24
     for s in series:
         parts.append(f'<line x1="{lx}" x2="{lx + 18}" y1="12" y2="12" stroke="{s.color}" stroke-width="2"'
                      f'{" stroke-dasharray=" + chr(34) + "5 3" + chr(34) if s.dashed else ""}/>'
@@ -339,7 +345,7 @@ def _chart(title: str, days: Sequence[date], series: Sequence[_Series], *, log: 
         lx += 30 + 7 * len(s.label)
     if markers:
         parts.append(f'<path d="M{lx + 9},7 l-5,9 h10 z" fill="{markers[0].color}"/>'
-                     f'<text x="{lx + 18}" y="16">entries (hover for details)</text>')
+                     f'<text x="{lx + 18}" y="16">entries</text>')
     parts.append("</svg>")
     return "\n".join(parts)
 
